@@ -1,0 +1,76 @@
+//! Limits and timers of a connection.
+
+use std::time::Duration;
+
+/// Settings of one WebSocket connection after the handshake.
+///
+/// Every buffer the connection keeps has a limit here, so a peer cannot
+/// make it grow without bound.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest frame payload accepted; larger closes with 1009.
+    pub max_frame_size: usize,
+    /// Largest message accepted (all fragments together); larger closes
+    /// with 1009. Not applied to messages received as chunks, which are
+    /// never held whole.
+    pub max_message_size: usize,
+    /// Outgoing messages larger than this are sent as several frames, so
+    /// control frames (pings, pongs, close) go out between them rather than
+    /// waiting behind a large message.
+    pub fragment_size: usize,
+    /// How many bytes the adapter reads from the socket at a time.
+    pub read_chunk_size: usize,
+    /// Deliver data messages as [`Event::Chunk`](crate::Event::Chunk)s as
+    /// their bytes arrive instead of whole, for messages larger than memory.
+    pub deliver_chunks: bool,
+    /// Stop asking for input while this many bytes of received messages
+    /// wait for the application (`wants_read()` turns false); TCP then slows
+    /// the peer down.
+    pub max_inbound_bytes: usize,
+    /// Likewise, a limit on the number of events waiting.
+    pub max_inbound_events: usize,
+    /// Writers should wait while more than this many bytes are queued for
+    /// the socket ([`Connection::is_writable`](crate::Connection::is_writable)).
+    pub write_high_water: usize,
+    /// Once above the high mark, writers wait until the queue drains below
+    /// this.
+    pub write_low_water: usize,
+    /// Send a ping after this long without one; `None` disables keepalive.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection with 1011 when a ping has had no matching pong
+    /// for this long; `None` sends pings but never fails on them.
+    pub ping_timeout: Option<Duration>,
+    /// After sending a close frame, how long to wait for the peer's close
+    /// (and, as a client, for the server to end TCP) before dropping TCP.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+            fragment_size: 1 << 20,
+            read_chunk_size: 16 << 10,
+            deliver_chunks: false,
+            max_inbound_bytes: 1 << 20,
+            max_inbound_events: 1024,
+            write_high_water: 1 << 20,
+            write_low_water: 256 << 10,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// No keepalive pings; otherwise the defaults.
+    pub fn without_keepalive() -> Self {
+        Self {
+            ping_interval: None,
+            ping_timeout: None,
+            ..Self::default()
+        }
+    }
+}

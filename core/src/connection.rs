@@ -1,0 +1,714 @@
+//! The WebSocket state machine after the opening handshake.
+//!
+//! It composes the helpers (frame codec, masking, UTF-8, close codes,
+//! keepalive, transmit queue) and owns every policy decision: what a frame
+//! means, when to answer, when to fail, when the transport may close.
+//! Input comes in through `handle_*`, the application's wishes through the
+//! commands, and everything the caller must do next through `poll_*`.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
+use crate::config::Config;
+use crate::error::{Error, ProtocolError};
+use crate::frame::{FrameHeader, HeaderError, OpCode};
+use crate::keepalive::{Due, Keepalive};
+use crate::mask::apply_mask;
+use crate::message::{DataKind, Message, Text};
+use crate::outbox::Outbox;
+use crate::rng::RandomSource;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Masks what it sends; expects unmasked frames.
+    Client,
+    /// Expects masked frames; sends unmasked ones; closes TCP first.
+    Server,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// A close frame was sent or received, or the connection failed; the
+    /// close handshake is under way.
+    Closing,
+    /// Nothing more will be read or written; the transport should be
+    /// closed once [`Connection::poll_transmit`] has nothing left.
+    Closed,
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A whole text or binary message.
+    Message(Message),
+    /// Part of a data message, when [`Config::deliver_chunks`] is set.
+    /// Chunks of one message arrive in order; the last has `fin`. Text
+    /// chunks are validated as they come, but a chunk may end inside a
+    /// multi-byte character.
+    Chunk {
+        /// Text or binary, the same for every chunk of a message.
+        kind: DataKind,
+        /// The bytes.
+        data: Bytes,
+        /// Last chunk of the message.
+        fin: bool,
+    },
+    /// The peer pinged; the pong is already queued.
+    Ping(Bytes),
+    /// A pong arrived; `latency` is set when it answers a keepalive ping.
+    Pong {
+        /// The pong's payload.
+        payload: Bytes,
+        /// Round trip of the keepalive ping it answers.
+        latency: Option<Duration>,
+    },
+    /// The peer's close frame (`None`: it carried no code).
+    Close(Option<CloseFrame>),
+}
+
+/// Header of the frame whose payload is being read.
+#[derive(Debug)]
+struct InFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    mask_offset: usize,
+    remaining: u64,
+}
+
+/// A data message being assembled (or streamed as chunks).
+#[derive(Debug)]
+struct InMessage {
+    kind: DataKind,
+    data: BytesMut,
+    size: u64,
+}
+
+/// The protocol state machine of one WebSocket connection.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_core::{Config, Connection, Event, Message, Role, Xoshiro256};
+///
+/// let now = Instant::now();
+/// let mut server = Connection::new(Role::Server, Config::default(), Box::new(Xoshiro256::from_seed(1)), now);
+/// // A masked text frame "Hi" from a client (mask key 0).
+/// server.handle_read(&[0x81, 0x82, 0, 0, 0, 0, b'H', b'i'], now).unwrap();
+/// assert_eq!(server.poll_event(), Some(Event::Message(Message::text("Hi"))));
+/// server.send(Message::text("Hi")).unwrap();
+/// let mut iov = [std::io::IoSlice::new(&[]); 8];
+/// let n = server.poll_transmit(&mut iov);
+/// let written: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+/// assert_eq!(written, [0x81, 0x02, b'H', b'i']);
+/// server.advance_transmit(written.len());
+/// ```
+pub struct Connection {
+    role: Role,
+    config: Config,
+    rng: Box<dyn RandomSource>,
+    now: Instant,
+
+    rbuf: BytesMut,
+    read_base: Option<usize>,
+    frame: Option<InFrame>,
+    message: Option<InMessage>,
+    utf8: Utf8Validator,
+    events: VecDeque<Event>,
+    inbound_bytes: usize,
+
+    out: Outbox,
+    sending: Option<DataKind>,
+    write_blocked: bool,
+
+    sent_close: bool,
+    received_close: bool,
+    failed: bool,
+    eof: bool,
+    close_deadline: Option<Instant>,
+    close_timed_out: bool,
+    keepalive: Keepalive,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state())
+            .field("buffered_amount", &self.buffered_amount())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection whose opening handshake has completed at `now`.
+    pub fn new(role: Role, config: Config, rng: Box<dyn RandomSource>, now: Instant) -> Self {
+        let keepalive = Keepalive::new(config.ping_interval, config.ping_timeout, now);
+        Self {
+            role,
+            rng,
+            now,
+            rbuf: BytesMut::new(),
+            read_base: None,
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+            events: VecDeque::new(),
+            inbound_bytes: 0,
+            out: Outbox::new(role == Role::Client),
+            sending: None,
+            write_blocked: false,
+            sent_close: false,
+            received_close: false,
+            failed: false,
+            eof: false,
+            close_deadline: None,
+            close_timed_out: false,
+            keepalive,
+            config,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The connection's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Open, closing or closed.
+    pub fn state(&self) -> State {
+        if self.is_finished() {
+            State::Closed
+        } else if self.sent_close || self.received_close || self.failed {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Bytes queued for the socket, framed or not.
+    pub fn buffered_amount(&self) -> usize {
+        self.out.buffered()
+    }
+
+    /// Whether a writer may queue more data now. Turns false above
+    /// `write_high_water` and true again only below `write_low_water`, so
+    /// writers wake in batches rather than per byte.
+    pub fn is_writable(&mut self) -> bool {
+        let buffered = self.buffered_amount();
+        if self.write_blocked {
+            self.write_blocked = buffered > self.config.write_low_water;
+        } else if buffered > self.config.write_high_water {
+            self.write_blocked = true;
+        }
+        !self.write_blocked
+    }
+
+    /// Whether the caller should read from the socket. False while the
+    /// application has not taken enough received messages (TCP then pushes
+    /// back on the peer) and once the peer has ended its stream.
+    pub fn wants_read(&self) -> bool {
+        !self.eof && !self.is_finished() && !self.inbound_full()
+    }
+
+    /// Round trip of the last answered keepalive ping.
+    pub fn latency(&self) -> Option<Duration> {
+        self.keepalive.latency()
+    }
+
+    /// Whether the transport should be closed once the transmit queue is
+    /// empty: the close handshake is over (or failed, or timed out), or the
+    /// peer ended its stream.
+    pub fn is_finished(&self) -> bool {
+        if self.close_timed_out || self.eof {
+            return true;
+        }
+        // The server closes TCP first (RFC 6455 section 7.1.1); the client
+        // waits for that, bounded by the close timeout.
+        self.role == Role::Server && self.sent_close && (self.received_close || self.failed)
+    }
+
+    fn inbound_full(&self) -> bool {
+        self.inbound_bytes >= self.config.max_inbound_bytes
+            || self.events.len() >= self.config.max_inbound_events
+    }
+
+    // ---- input from the world ----
+
+    /// A buffer to read socket bytes into, to be followed by
+    /// [`commit_read`](Self::commit_read) with the number of bytes read.
+    /// Reading here saves the copy [`handle_read`](Self::handle_read) makes.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        let len = self.read_base.unwrap_or(self.rbuf.len());
+        self.rbuf.truncate(len);
+        self.rbuf.resize(len + self.config.read_chunk_size, 0);
+        self.read_base = Some(len);
+        &mut self.rbuf[len..]
+    }
+
+    /// Takes `n` bytes read into [`read_buf`](Self::read_buf).
+    pub fn commit_read(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+        let base = self.read_base.take().expect("commit_read without read_buf");
+        assert!(n <= self.rbuf.len() - base, "committed more than read_buf gave");
+        self.rbuf.truncate(base + n);
+        self.now = now;
+        self.process()
+    }
+
+    /// Takes bytes read from the socket.
+    pub fn handle_read(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
+        if let Some(base) = self.read_base.take() {
+            self.rbuf.truncate(base);
+        }
+        self.rbuf.extend_from_slice(data);
+        self.now = now;
+        self.process()
+    }
+
+    /// The peer ended its byte stream (read returned 0). Returns
+    /// [`Error::AbnormalClosure`] when that happened without a close frame.
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), Error> {
+        self.now = now;
+        if self.eof {
+            return Ok(());
+        }
+        self.eof = true;
+        self.rbuf.clear();
+        if self.received_close || self.failed {
+            Ok(())
+        } else {
+            Err(Error::AbnormalClosure)
+        }
+    }
+
+    /// Runs the timers due at `now`: keepalive pings, the ping timeout
+    /// (fails the connection with 1011) and the close timeout.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.now = now;
+        if let Some(deadline) = self.close_deadline {
+            if now >= deadline {
+                self.close_timed_out = true;
+            }
+        }
+        if self.sent_close || self.received_close || self.failed {
+            return Ok(());
+        }
+        match self.keepalive.poll(now, self.inbound_full()) {
+            Due::Nothing => Ok(()),
+            Due::Ping => {
+                let payload = Keepalive::payload(&mut *self.rng);
+                self.keepalive.ping_sent(payload, now);
+                let payload = Bytes::copy_from_slice(&payload);
+                self.out.push_frame(true, OpCode::Ping, &payload, &mut *self.rng);
+                Ok(())
+            }
+            Due::TimedOut => {
+                self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
+                Err(Error::KeepaliveTimeout)
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    /// Queues a message. Text and binary go out in order behind earlier
+    /// data; ping and pong go out ahead of pending data; close starts the
+    /// close handshake after the data queued before it.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        match message {
+            Message::Text(t) => self.send_data(OpCode::Text, t.into_bytes()),
+            Message::Binary(b) => self.send_data(OpCode::Binary, b),
+            Message::Ping(p) => self.send_control(OpCode::Ping, p),
+            Message::Pong(p) => self.send_control(OpCode::Pong, p),
+            Message::Close(frame) => match frame {
+                Some(f) => self.close(f.code, &f.reason),
+                None => self.close_without_code(),
+            },
+        }
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        if self.sent_close || self.failed {
+            return Err(Error::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(Error::ChunkOutOfOrder);
+        }
+        self.out.push_data(opcode, payload, true, self.config.fragment_size, &mut *self.rng);
+        Ok(())
+    }
+
+    /// Queues one chunk of a message streamed out piece by piece. The first
+    /// chunk gives the kind; the one with `fin` ends the message. Each
+    /// chunk becomes one or more frames, so the message is never held whole.
+    pub fn send_chunk(&mut self, kind: DataKind, data: Bytes, fin: bool) -> Result<(), Error> {
+        if self.sent_close || self.failed {
+            return Err(Error::Closed);
+        }
+        let opcode = match self.sending {
+            None => match kind {
+                DataKind::Text => OpCode::Text,
+                DataKind::Binary => OpCode::Binary,
+            },
+            Some(k) if k == kind => OpCode::Continuation,
+            Some(_) => return Err(Error::ChunkOutOfOrder),
+        };
+        self.sending = if fin { None } else { Some(kind) };
+        self.out.push_data(opcode, data, fin, self.config.fragment_size, &mut *self.rng);
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        if self.sent_close || self.failed {
+            return Err(Error::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(Error::ControlPayloadTooLong(payload.len()));
+        }
+        self.out.push_frame(true, opcode, &payload, &mut *self.rng);
+        Ok(())
+    }
+
+    /// Sends a ping. Its pong arrives as [`Event::Pong`].
+    pub fn ping(&mut self, payload: Bytes) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Starts the close handshake with `code` and `reason` (cut to 123
+    /// bytes). Data queued before still goes out first. Closing twice is a
+    /// no-op.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(Error::InvalidCloseCode(code.0));
+        }
+        let mut payload = Vec::with_capacity(2 + reason.len().min(123));
+        encode_close_payload(
+            Some(&CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }),
+            &mut payload,
+        );
+        self.queue_close(Bytes::from(payload));
+        Ok(())
+    }
+
+    fn close_without_code(&mut self) -> Result<(), Error> {
+        self.queue_close(Bytes::new());
+        Ok(())
+    }
+
+    fn queue_close(&mut self, payload: Bytes) {
+        if self.sent_close || self.failed || self.eof {
+            return;
+        }
+        self.sent_close = true;
+        self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.out.push_close_after_data(payload, &mut *self.rng);
+    }
+
+    /// Fails the connection: drops unsent data, sends a close frame with
+    /// `code` and ignores all further input.
+    fn fail_with(&mut self, code: CloseCode, reason: &str) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.frame = None;
+        self.message = None;
+        self.rbuf.clear();
+        self.read_base = None;
+        if !self.sent_close && !self.eof {
+            self.sent_close = true;
+            self.out.discard_pending();
+            let mut payload = Vec::new();
+            encode_close_payload(
+                Some(&CloseFrame {
+                    code,
+                    reason: reason.to_owned(),
+                }),
+                &mut payload,
+            );
+            self.out.push_frame(true, OpCode::Close, &Bytes::from(payload), &mut *self.rng);
+        }
+        self.close_deadline = Some(self.now + self.config.close_timeout);
+    }
+
+    // ---- what the caller must do next ----
+
+    /// The next event, if any. Taking events makes room for more input
+    /// when [`wants_read`](Self::wants_read) was false.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        self.inbound_bytes -= event_bytes(&ev);
+        if self.events.is_empty() && !self.rbuf.is_empty() && self.read_base.is_none() {
+            // Input held back by backpressure: parse it now that there is room.
+            // An error here was already turned into a queued close frame.
+            let _ = self.process();
+        }
+        Some(ev)
+    }
+
+    /// Fills `iov` with the bytes to write next and returns how many slices
+    /// it used (0 when nothing is queued). Write them (vectored, as many as
+    /// the socket takes), then call [`advance_transmit`](Self::advance_transmit).
+    pub fn poll_transmit<'a>(&'a mut self, iov: &mut [IoSlice<'a>]) -> usize {
+        self.out.slices(self.config.fragment_size, &mut *self.rng, iov)
+    }
+
+    /// Marks `n` bytes from the last [`poll_transmit`](Self::poll_transmit)
+    /// as written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n);
+    }
+
+    /// Whether bytes wait to be written.
+    pub fn has_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) should be
+    /// called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            return None;
+        }
+        if self.sent_close || self.received_close || self.failed {
+            return self.close_deadline;
+        }
+        self.keepalive.deadline()
+    }
+
+    // ---- parsing ----
+
+    fn process(&mut self) -> Result<(), Error> {
+        match self.parse() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.fail_with(e.close_code(), &e.to_string());
+                Err(Error::Protocol(e))
+            }
+        }
+    }
+
+    fn push_event(&mut self, ev: Event) {
+        self.inbound_bytes += event_bytes(&ev);
+        self.events.push_back(ev);
+    }
+
+    fn parse(&mut self) -> Result<(), ProtocolError> {
+        while !self.received_close && !self.failed && !self.eof && !self.inbound_full() {
+            let Some(frame) = &mut self.frame else {
+                if !self.parse_header()? {
+                    return Ok(());
+                }
+                continue;
+            };
+            if frame.opcode.is_control() {
+                if (self.rbuf.len() as u64) < frame.remaining {
+                    return Ok(());
+                }
+                let mut payload = self.rbuf.split_to(frame.remaining as usize);
+                if let Some(key) = frame.mask {
+                    apply_mask(&mut payload, key, 0);
+                }
+                let opcode = frame.opcode;
+                self.frame = None;
+                self.handle_control(opcode, payload.freeze())?;
+                continue;
+            }
+            let n = frame.remaining.min(self.rbuf.len() as u64) as usize;
+            if n == 0 && frame.remaining > 0 {
+                return Ok(());
+            }
+            let mut chunk = self.rbuf.split_to(n);
+            if let Some(key) = frame.mask {
+                frame.mask_offset = apply_mask(&mut chunk, key, frame.mask_offset);
+            }
+            frame.remaining -= n as u64;
+            let frame_done = frame.remaining == 0;
+            let fin = frame_done && frame.fin;
+            if frame_done {
+                self.frame = None;
+            }
+            let message = self.message.as_mut().expect("data frame without a message");
+            if message.kind == DataKind::Text {
+                self.utf8.feed(&chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
+                if fin && !self.utf8.is_complete() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            }
+            if self.config.deliver_chunks {
+                let kind = message.kind;
+                if fin {
+                    self.message = None;
+                }
+                if n > 0 || fin {
+                    self.push_event(Event::Chunk {
+                        kind,
+                        data: chunk.freeze(),
+                        fin,
+                    });
+                }
+            } else {
+                if message.data.is_empty() && fin {
+                    // The whole message is this one chunk: hand it over
+                    // without copying.
+                    message.data = chunk;
+                } else {
+                    message.data.extend_from_slice(&chunk);
+                }
+                if fin {
+                    let m = self.message.take().expect("message");
+                    self.finish_message(m);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_message(&mut self, m: InMessage) {
+        let data = m.data.freeze();
+        let msg = match m.kind {
+            DataKind::Text => Message::Text(Text::from_validated(data)),
+            DataKind::Binary => Message::Binary(data),
+        };
+        self.push_event(Event::Message(msg));
+    }
+
+    /// Reads and checks the next frame header. Returns false when more
+    /// bytes are needed.
+    fn parse_header(&mut self) -> Result<bool, ProtocolError> {
+        let (h, len) = match FrameHeader::decode(&self.rbuf) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(false),
+            Err(HeaderError::LengthOverflow) => return Err(ProtocolError::LengthOverflow),
+        };
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(h.rsv));
+        }
+        let opcode = OpCode::from_u8(h.opcode).ok_or(ProtocolError::ReservedOpcode(h.opcode))?;
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if opcode.is_control() {
+            if h.payload_len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong(h.payload_len));
+            }
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+        } else {
+            if h.payload_len > self.config.max_frame_size as u64 {
+                return Err(ProtocolError::FrameTooLarge {
+                    size: h.payload_len,
+                    limit: self.config.max_frame_size,
+                });
+            }
+            let kind = match opcode {
+                OpCode::Text => Some(DataKind::Text),
+                OpCode::Binary => Some(DataKind::Binary),
+                _ => None,
+            };
+            match (kind, &mut self.message) {
+                (None, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                (Some(kind), None) => {
+                    self.utf8.reset();
+                    self.message = Some(InMessage {
+                        kind,
+                        data: BytesMut::new(),
+                        size: 0,
+                    });
+                }
+                (None, Some(_)) => {}
+            }
+            let m = self.message.as_mut().expect("message");
+            m.size += h.payload_len;
+            if !self.config.deliver_chunks && m.size > self.config.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooLarge {
+                    size: m.size,
+                    limit: self.config.max_message_size,
+                });
+            }
+            let buffered = (self.rbuf.len() - len) as u64;
+            if !self.config.deliver_chunks && m.data.capacity() == 0 && (!h.fin || h.payload_len > buffered) {
+                // The message will be assembled by copying: reserve for it,
+                // capped so that a header alone cannot make us allocate much.
+                let want = if h.fin { h.payload_len } else { h.payload_len.saturating_mul(2) };
+                m.data.reserve(want.min(4 << 20) as usize);
+            }
+        }
+        self.rbuf.advance(len);
+        self.frame = Some(InFrame {
+            opcode,
+            fin: h.fin,
+            mask: h.mask,
+            mask_offset: 0,
+            remaining: h.payload_len,
+        });
+        Ok(true)
+    }
+
+    fn handle_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if !self.sent_close {
+                    self.out.push_frame(true, OpCode::Pong, &payload, &mut *self.rng);
+                }
+                self.push_event(Event::Ping(payload));
+            }
+            OpCode::Pong => {
+                let latency = self.keepalive.pong(&payload, self.now);
+                self.push_event(Event::Pong { payload, latency });
+            }
+            OpCode::Close => {
+                let frame = parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
+                self.received_close = true;
+                self.rbuf.clear();
+                if !self.sent_close {
+                    // Echo the code (RFC 6455 section 5.5.1); data the
+                    // application queued before still goes out first.
+                    let mut echo = Vec::new();
+                    if let Some(f) = &frame {
+                        echo.extend_from_slice(&f.code.0.to_be_bytes());
+                    }
+                    self.sent_close = true;
+                    self.out.push_close_after_data(Bytes::from(echo), &mut *self.rng);
+                }
+                if self.close_deadline.is_none() {
+                    self.close_deadline = Some(self.now + self.config.close_timeout);
+                }
+                self.push_event(Event::Close(frame));
+            }
+            _ => unreachable!("not a control opcode"),
+        }
+        Ok(())
+    }
+}
+
+fn event_bytes(ev: &Event) -> usize {
+    match ev {
+        Event::Message(m) => m.len(),
+        Event::Chunk { data, .. } => data.len(),
+        Event::Ping(p) => p.len(),
+        Event::Pong { payload, .. } => payload.len(),
+        Event::Close(_) => 0,
+    }
+}

@@ -1,0 +1,177 @@
+//! Client side of the opening handshake.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+
+use super::{accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError, HandshakeLimits};
+use crate::rng::RandomSource;
+
+/// What the client asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRequest {
+    /// Host header value (`host` or `host:port`).
+    pub host: String,
+    /// Request target: path and query, starting with `/`.
+    pub path: String,
+    /// Origin header, for servers that check it.
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+    /// Further headers (authentication, cookies).
+    pub headers: http::HeaderMap,
+}
+
+impl ClientRequest {
+    /// A request for `ws://host[:port]/path`; `wss` is accepted for the
+    /// Host header but TLS is the caller's business.
+    pub fn from_url(url: &str) -> Result<Self, HandshakeError> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| HandshakeError::Malformed(format!("URL {url:?}: {e}")))?;
+        match uri.scheme_str() {
+            Some("ws") | Some("wss") => {}
+            _ => return Err(HandshakeError::Malformed(format!("URL {url:?}: scheme must be ws or wss"))),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| HandshakeError::Malformed(format!("URL {url:?}: no host")))?;
+        if authority.as_str().contains('@') {
+            return Err(HandshakeError::Malformed(format!("URL {url:?}: user info is not supported")));
+        }
+        Ok(Self {
+            host: authority.as_str().to_owned(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            ..Self::default()
+        })
+    }
+}
+
+/// The server's accepted answer.
+#[derive(Debug)]
+pub struct ClientResponse {
+    /// The 101 response, headers included.
+    pub response: http::Response<()>,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
+}
+
+/// Builds the request and checks the response.
+#[derive(Debug)]
+pub struct ClientHandshake {
+    key: String,
+    protocols: Vec<String>,
+    limits: HandshakeLimits,
+    deadline: Instant,
+    buf: Vec<u8>,
+}
+
+impl ClientHandshake {
+    /// Starts a handshake at `now`: returns the state and the request bytes
+    /// to write.
+    pub fn new(request: &ClientRequest, limits: HandshakeLimits, rng: &mut dyn RandomSource, now: Instant) -> (Self, Vec<u8>) {
+        let mut nonce = [0u8; 16];
+        rng.fill(&mut nonce);
+        let key = BASE64.encode(nonce);
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(request.path.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(request.host.as_bytes());
+        out.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\r\nSec-WebSocket-Version: 13\r\n");
+        if let Some(origin) = &request.origin {
+            out.extend_from_slice(b"Origin: ");
+            out.extend_from_slice(origin.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !request.protocols.is_empty() {
+            out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            out.extend_from_slice(request.protocols.join(", ").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        write_headers(&mut out, &request.headers);
+        out.extend_from_slice(b"\r\n");
+        let deadline = now + limits.timeout;
+        let state = Self {
+            key,
+            protocols: request.protocols.clone(),
+            limits,
+            deadline,
+            buf: Vec::new(),
+        };
+        (state, out)
+    }
+
+    /// When the handshake times out.
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Fails once the deadline has passed.
+    pub fn handle_timeout(&self, now: Instant) -> Result<(), HandshakeError> {
+        if now >= self.deadline {
+            Err(HandshakeError::TimedOut)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes response bytes. Returns `Ok(None)` until the head is complete,
+    /// then the checked response and the bytes after the head (the first
+    /// frames, for [`Connection::handle_read`](crate::Connection::handle_read)).
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<(ClientResponse, Bytes)>, HandshakeError> {
+        self.buf.extend_from_slice(data);
+        let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut resp = httparse::Response::new(&mut headers);
+        let head_len = match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if self.buf.len() > self.limits.max_head_size {
+                    return Err(HandshakeError::HeadTooLarge);
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+            Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+        };
+        if head_len > self.limits.max_head_size {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        let status = resp.code.unwrap_or(0);
+        let map = to_header_map(resp.headers)?;
+        if status != 101 {
+            return Err(HandshakeError::Rejected(status));
+        }
+        if !has_token(map.get_all(UPGRADE), "websocket") {
+            return Err(HandshakeError::BadHeader("Upgrade"));
+        }
+        if !has_token(map.get_all(CONNECTION), "upgrade") {
+            return Err(HandshakeError::BadHeader("Connection"));
+        }
+        let expected = accept_key(self.key.as_bytes());
+        if map.get(SEC_WEBSOCKET_ACCEPT).map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
+            return Err(HandshakeError::AcceptMismatch);
+        }
+        let chosen = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
+        let protocol = match chosen.as_slice() {
+            [] => None,
+            [p] if self.protocols.iter().any(|o| o == p) => Some(p.clone()),
+            _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
+        };
+        // No extension is offered, so none may be accepted.
+        if let Some(ext) = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS)).into_iter().next() {
+            return Err(HandshakeError::UnexpectedExtension(ext));
+        }
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        *response.headers_mut() = map;
+        let rest = Bytes::copy_from_slice(&self.buf[head_len..]);
+        self.buf = Vec::new();
+        Ok(Some((ClientResponse { response, protocol }, rest)))
+    }
+}

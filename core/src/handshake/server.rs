@@ -1,0 +1,197 @@
+//! Server side of the opening handshake.
+//!
+//! The server parses and checks the request, then the application decides:
+//! accept (choosing a subprotocol, adding headers) or reject with any
+//! response. Authentication and Origin checks live in that decision.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE};
+
+use super::{accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError, HandshakeLimits};
+
+/// The application's yes to a request.
+#[derive(Debug, Clone, Default)]
+pub struct Accept {
+    /// The subprotocol chosen; it must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra response headers (cookies, for example).
+    pub headers: http::HeaderMap,
+}
+
+/// Parses the request and writes the response.
+#[derive(Debug)]
+pub struct ServerHandshake {
+    limits: HandshakeLimits,
+    deadline: Instant,
+    buf: Vec<u8>,
+    key: Option<String>,
+    offered: Vec<String>,
+}
+
+impl ServerHandshake {
+    /// Starts waiting for a request at `now`.
+    pub fn new(limits: HandshakeLimits, now: Instant) -> Self {
+        let deadline = now + limits.timeout;
+        Self {
+            limits,
+            deadline,
+            buf: Vec::new(),
+            key: None,
+            offered: Vec::new(),
+        }
+    }
+
+    /// When the handshake times out.
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Fails once the deadline has passed.
+    pub fn handle_timeout(&self, now: Instant) -> Result<(), HandshakeError> {
+        if now >= self.deadline {
+            Err(HandshakeError::TimedOut)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes request bytes. `Ok(None)`: the head is incomplete. `Ok(Some)`:
+    /// a valid WebSocket request for the application to [`accept`](Self::accept)
+    /// or [`reject`](Self::reject). `Err`: write [`error_response`] for it
+    /// and close the connection.
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<http::Request<()>>, HandshakeError> {
+        self.buf.extend_from_slice(data);
+        let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut req = httparse::Request::new(&mut headers);
+        let head_len = match req.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if self.buf.len() > self.limits.max_head_size {
+                    return Err(HandshakeError::HeadTooLarge);
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+            Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+        };
+        if head_len > self.limits.max_head_size {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        if req.method != Some("GET") {
+            return Err(HandshakeError::MethodNotGet);
+        }
+        if req.version != Some(1) {
+            return Err(HandshakeError::HttpVersion);
+        }
+        let path = req.path.unwrap_or("/");
+        let map = to_header_map(req.headers)?;
+        if map.get(HOST).is_none() {
+            return Err(HandshakeError::BadHeader("Host"));
+        }
+        if !has_token(map.get_all(UPGRADE), "websocket") {
+            return Err(HandshakeError::BadHeader("Upgrade"));
+        }
+        if !has_token(map.get_all(CONNECTION), "upgrade") {
+            return Err(HandshakeError::BadHeader("Connection"));
+        }
+        let key = map
+            .get(SEC_WEBSOCKET_KEY)
+            .and_then(|k| k.to_str().ok())
+            .filter(|k| BASE64.decode(k.trim()).is_ok_and(|d| d.len() == 16))
+            .ok_or(HandshakeError::BadHeader("Sec-WebSocket-Key"))?
+            .trim()
+            .to_owned();
+        if map.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+            return Err(HandshakeError::UnsupportedVersion);
+        }
+        let mut request = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(path)
+            .version(http::Version::HTTP_11)
+            .body(())
+            .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+        self.offered = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
+        *request.headers_mut() = map;
+        self.key = Some(key);
+        self.buf.drain(..head_len);
+        Ok(Some(request))
+    }
+
+    /// Bytes that followed the request head (frames a client sent without
+    /// waiting for the response), for [`Connection::handle_read`](crate::Connection::handle_read).
+    pub fn take_leftover(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.buf))
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.offered
+    }
+
+    /// The 101 response accepting the request.
+    pub fn accept(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
+        let key = self.key.as_ref().expect("accept before a complete request");
+        if let Some(p) = &accept.protocol {
+            if !self.offered.iter().any(|o| o == p) {
+                return Err(HandshakeError::ProtocolNotOffered(p.clone()));
+            }
+        }
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        out.extend_from_slice(accept_key(key.as_bytes()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let Some(p) = &accept.protocol {
+            out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        write_headers(&mut out, &accept.headers);
+        out.extend_from_slice(b"\r\n");
+        Ok(out)
+    }
+
+    /// The application's refusal, as bytes to write before closing.
+    pub fn reject(&self, response: &http::Response<Bytes>) -> Vec<u8> {
+        encode_response(response)
+    }
+}
+
+/// The response to write for a request that failed its checks: 426 with
+/// the supported version, 431 for oversized heads, 405 for other methods,
+/// 400 otherwise.
+pub fn error_response(error: &HandshakeError) -> Vec<u8> {
+    let (status, extra): (u16, &[(&str, &str)]) = match error {
+        HandshakeError::UnsupportedVersion => (426, &[("Sec-WebSocket-Version", "13")]),
+        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => (431, &[]),
+        HandshakeError::MethodNotGet => (405, &[("Allow", "GET")]),
+        HandshakeError::HttpVersion => (505, &[]),
+        _ => (400, &[]),
+    };
+    let mut response = http::Response::new(Bytes::from(format!("{error}\n")));
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    for (name, value) in extra {
+        response.headers_mut().insert(*name, http::HeaderValue::from_static(value));
+    }
+    encode_response(&response)
+}
+
+fn encode_response(response: &http::Response<Bytes>) -> Vec<u8> {
+    let status = response.status();
+    let mut out = Vec::with_capacity(128 + response.body().len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_headers(&mut out, response.headers());
+    if !response.headers().contains_key(http::header::CONTENT_LENGTH) {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", response.body().len()).as_bytes());
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out.extend_from_slice(response.body());
+    out
+}

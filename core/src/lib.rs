@@ -1,0 +1,54 @@
+//! # tether-core
+//!
+//! A sans-IO WebSocket (RFC 6455) protocol core: the opening handshake,
+//! framing, masking, UTF-8 validation, keepalive timers, the close handshake
+//! and flow-control decisions, as a pure state machine. It never touches a
+//! socket, a clock or a global random source: bytes, instants and randomness
+//! are passed in, so every behaviour can be tested byte for byte and instant
+//! for instant. The `tether` crate drives it on async runtimes.
+//!
+//! ## Driving a connection
+//!
+//! An adapter (or any program that owns a socket) repeats:
+//!
+//! 1. read from the socket while [`Connection::wants_read`] into
+//!    [`Connection::read_buf`], then [`Connection::commit_read`]
+//!    (or pass bytes to [`Connection::handle_read`]); on end of stream call
+//!    [`Connection::handle_eof`];
+//! 2. take [`Connection::poll_event`]s and hand them to the application;
+//! 3. queue the application's messages with [`Connection::send`] and
+//!    friends; they never block and never do I/O;
+//! 4. write what [`Connection::poll_transmit`] gives (vectored), then
+//!    [`Connection::advance_transmit`] by the bytes written;
+//! 5. sleep until [`Connection::poll_timeout`] and call
+//!    [`Connection::handle_timeout`];
+//! 6. once [`Connection::is_finished`] and nothing is left to transmit,
+//!    close the socket.
+//!
+//! The opening handshake comes first, through [`handshake::ClientHandshake`]
+//! or [`handshake::ServerHandshake`], in the same bytes-in, bytes-out style.
+
+#![warn(missing_docs)]
+
+mod close;
+mod config;
+mod connection;
+mod error;
+pub mod frame;
+pub mod handshake;
+mod keepalive;
+pub mod mask;
+mod message;
+mod outbox;
+mod rng;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame, ClosePayloadError, MAX_REASON_LEN};
+pub use config::Config;
+pub use connection::{Connection, Event, Role, State};
+pub use error::{Error, ProtocolError};
+pub use message::{DataKind, Message, Text};
+pub use rng::{RandomSource, Xoshiro256};
+
+pub use bytes::Bytes;
+pub use http;

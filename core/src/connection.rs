@@ -455,7 +455,11 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         self.inbound_bytes -= event_bytes(&ev);
-        if self.events.is_empty() && !self.rbuf.is_empty() && self.read_base.is_none() {
+        if let Some(base) = self.read_base.take() {
+            // A read_buf that was not committed (the read would block).
+            self.rbuf.truncate(base);
+        }
+        if self.events.is_empty() && !self.rbuf.is_empty() {
             // Input held back by backpressure: parse it now that there is room.
             // An error here was already turned into a queued close frame.
             let _ = self.process();

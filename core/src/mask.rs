@@ -49,7 +49,7 @@ mod tests {
 
     fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in buf.iter_mut().enumerate() {
-            *b ^= key[(offset + i) & 3];
+            *b ^= key[offset.wrapping_add(i) & 3];
         }
     }
 

@@ -1,1 +1,72 @@
+//! # tether
+//!
+//! WebSocket (RFC 6455) for connections that stay up for hours and carry
+//! millions of messages, on the async runtime you already use. The
+//! protocol lives in [`tether_core`], a sans-IO state machine re-exported
+//! here; this crate drives it on smol/async-io (feature `smol`, default)
+//! and tokio (feature `tokio`) through one shared driver, and presents a
+//! connection as a `Stream` and `Sink` of [`Message`]s.
+//!
+//! ```no_run
+//! # #[cfg(feature = "smol")]
+//! # fn main() -> Result<(), tether::Error> {
+//! use futures_util::{SinkExt, StreamExt};
+//! use tether::Message;
+//!
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:9001").await?;
+//!     let (stream, _) = listener.accept().await?;
+//!     let mut ws = tether::smol::accept(stream).await?;
+//!     while let Some(msg) = ws.next().await {
+//!         if let m @ (Message::Text(_) | Message::Binary(_)) = msg? {
+//!             ws.send(m).await?;
+//!         }
+//!     }
+//!     Ok(())
+//! })
+//! # }
+//! # #[cfg(not(feature = "smol"))] fn main() {}
+//! ```
 
+#![warn(missing_docs)]
+
+mod driver;
+mod error;
+mod handshake;
+mod socket;
+mod transport;
+
+#[cfg(feature = "smol")]
+pub mod smol;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+pub use driver::{WebSocket, WsSink, WsStream};
+pub use error::Error;
+pub use handshake::{os_rng, ClientOptions, Decision, ServerOptions};
+pub use socket::{SocketOptions, TcpKeepaliveOptions};
+pub use transport::{Runtime, Transport};
+
+pub use tether_core as core;
+pub use tether_core::handshake::{Accept, ClientRequest, HandshakeLimits};
+pub use tether_core::{http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, Role, State, Text};
+
+/// The request for `url` with the options' origin, subprotocols and headers.
+fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, Error> {
+    let mut request = ClientRequest::from_url(url)?;
+    request.origin.clone_from(&options.origin);
+    request.protocols.clone_from(&options.protocols);
+    request.headers.clone_from(&options.headers);
+    Ok(request)
+}
+
+/// `host:port` to connect to for a request (port 80 when the URL has none).
+#[cfg(any(feature = "smol", feature = "tokio"))]
+fn host_port(request: &ClientRequest) -> Result<String, Error> {
+    let authority: http::uri::Authority = request
+        .host
+        .parse()
+        .map_err(|_| tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host)))?;
+    let port = authority.port_u16().unwrap_or(80);
+    Ok(format!("{}:{port}", authority.host()))
+}

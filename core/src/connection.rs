@@ -73,6 +73,12 @@ pub enum Event {
     },
     /// The peer's close frame (`None`: it carried no code).
     Close(Option<CloseFrame>),
+    /// The connection failed: the peer broke the protocol or a limit, a
+    /// keepalive ping went unanswered, or TCP ended without a close frame.
+    /// It comes after every event that preceded the failure, and a close
+    /// frame with the matching code is queued when it is taken, so the
+    /// application may still answer the messages before it.
+    Error(Error),
 }
 
 /// Header of the frame whose payload is being read.
@@ -102,7 +108,7 @@ struct InMessage {
 /// let now = Instant::now();
 /// let mut server = Connection::new(Role::Server, Config::default(), Box::new(Xoshiro256::from_seed(1)), now);
 /// // A masked text frame "Hi" from a client (mask key 0).
-/// server.handle_read(&[0x81, 0x82, 0, 0, 0, 0, b'H', b'i'], now).unwrap();
+/// server.handle_read(&[0x81, 0x82, 0, 0, 0, 0, b'H', b'i'], now);
 /// assert_eq!(server.poll_event(), Some(Event::Message(Message::text("Hi"))));
 /// server.send(Message::text("Hi")).unwrap();
 /// let mut iov = [std::io::IoSlice::new(&[]); 8];
@@ -132,6 +138,9 @@ pub struct Connection {
     sent_close: bool,
     received_close: bool,
     failed: bool,
+    /// A violation found while events before it still wait; the
+    /// connection fails when the application reaches it.
+    deferred_failure: bool,
     eof: bool,
     close_deadline: Option<Instant>,
     close_timed_out: bool,
@@ -169,6 +178,7 @@ impl Connection {
             sent_close: false,
             received_close: false,
             failed: false,
+            deferred_failure: false,
             eof: false,
             close_deadline: None,
             close_timed_out: false,
@@ -261,7 +271,7 @@ impl Connection {
     }
 
     /// Takes `n` bytes read into [`read_buf`](Self::read_buf).
-    pub fn commit_read(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+    pub fn commit_read(&mut self, n: usize, now: Instant) {
         let base = self.read_base.take().expect("commit_read without read_buf");
         assert!(n <= self.rbuf.len() - base, "committed more than read_buf gave");
         self.rbuf.truncate(base + n);
@@ -270,7 +280,7 @@ impl Connection {
     }
 
     /// Takes bytes read from the socket.
-    pub fn handle_read(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
+    pub fn handle_read(&mut self, data: &[u8], now: Instant) {
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
@@ -279,25 +289,25 @@ impl Connection {
         self.process()
     }
 
-    /// The peer ended its byte stream (read returned 0). Returns
-    /// [`Error::AbnormalClosure`] when that happened without a close frame.
-    pub fn handle_eof(&mut self, now: Instant) -> Result<(), Error> {
+    /// The peer ended its byte stream (read returned 0). Without a close
+    /// frame before it, that is [`Error::AbnormalClosure`] (an
+    /// [`Event::Error`]).
+    pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
         if self.eof {
-            return Ok(());
+            return;
         }
         self.eof = true;
         self.rbuf.clear();
-        if self.received_close || self.failed {
-            Ok(())
-        } else {
-            Err(Error::AbnormalClosure)
+        self.read_base = None;
+        if !(self.received_close || self.failed || self.deferred_failure) {
+            self.push_event(Event::Error(Error::AbnormalClosure));
         }
     }
 
     /// Runs the timers due at `now`: keepalive pings, the ping timeout
     /// (fails the connection with 1011) and the close timeout.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(deadline) = self.close_deadline {
             if now >= deadline {
@@ -305,20 +315,19 @@ impl Connection {
             }
         }
         if self.sent_close || self.received_close || self.failed {
-            return Ok(());
+            return;
         }
         match self.keepalive.poll(now, self.inbound_full()) {
-            Due::Nothing => Ok(()),
+            Due::Nothing => {}
             Due::Ping => {
                 let payload = Keepalive::payload(&mut *self.rng);
                 self.keepalive.ping_sent(payload, now);
                 let payload = Bytes::copy_from_slice(&payload);
                 self.out.push_frame(true, OpCode::Ping, &payload, &mut *self.rng);
-                Ok(())
             }
             Due::TimedOut => {
                 self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
-                Err(Error::KeepaliveTimeout)
+                self.push_event(Event::Error(Error::KeepaliveTimeout));
             }
         }
     }
@@ -433,8 +442,9 @@ impl Connection {
         self.rbuf.clear();
         self.read_base = None;
         if !self.sent_close && !self.eof {
+            // Data queued before the failure (answers to messages the
+            // application already had) still goes out, then the close.
             self.sent_close = true;
-            self.out.discard_pending();
             let mut payload = Vec::new();
             encode_close_payload(
                 Some(&CloseFrame {
@@ -443,7 +453,7 @@ impl Connection {
                 }),
                 &mut payload,
             );
-            self.out.push_frame(true, OpCode::Close, &Bytes::from(payload), &mut *self.rng);
+            self.out.push_close_after_data(Bytes::from(payload), &mut *self.rng);
         }
         self.close_deadline = Some(self.now + self.config.close_timeout);
     }
@@ -455,14 +465,19 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         self.inbound_bytes -= event_bytes(&ev);
+        if let Event::Error(Error::Protocol(e)) = &ev {
+            if self.deferred_failure {
+                self.deferred_failure = false;
+                self.fail_with(e.close_code(), &e.to_string());
+            }
+        }
         if let Some(base) = self.read_base.take() {
             // A read_buf that was not committed (the read would block).
             self.rbuf.truncate(base);
         }
         if self.events.is_empty() && !self.rbuf.is_empty() {
             // Input held back by backpressure: parse it now that there is room.
-            // An error here was already turned into a queued close frame.
-            let _ = self.process();
+            self.process();
         }
         Some(ev)
     }
@@ -499,13 +514,25 @@ impl Connection {
 
     // ---- parsing ----
 
-    fn process(&mut self) -> Result<(), Error> {
-        match self.parse() {
-            Ok(()) => Ok(()),
-            Err(e) => {
+    fn process(&mut self) {
+        if self.failed || self.deferred_failure || self.received_close {
+            // Nothing after a close or a violation is read; dropping it
+            // keeps memory bounded while we wait for the peer to hang up.
+            self.rbuf.clear();
+            return;
+        }
+        if let Err(e) = self.parse() {
+            // Stop reading either way; fail now if the application has seen
+            // everything before the violation, else when it gets there.
+            self.frame = None;
+            self.message = None;
+            self.rbuf.clear();
+            if self.events.is_empty() {
                 self.fail_with(e.close_code(), &e.to_string());
-                Err(Error::Protocol(e))
+            } else {
+                self.deferred_failure = true;
             }
+            self.push_event(Event::Error(Error::Protocol(e)));
         }
     }
 
@@ -515,7 +542,7 @@ impl Connection {
     }
 
     fn parse(&mut self) -> Result<(), ProtocolError> {
-        while !self.received_close && !self.failed && !self.eof && !self.inbound_full() {
+        while !self.received_close && !self.failed && !self.deferred_failure && !self.eof && !self.inbound_full() {
             let Some(frame) = &mut self.frame else {
                 if !self.parse_header()? {
                     return Ok(());
@@ -713,6 +740,6 @@ fn event_bytes(ev: &Event) -> usize {
         Event::Chunk { data, .. } => data.len(),
         Event::Ping(p) => p.len(),
         Event::Pong { payload, .. } => payload.len(),
-        Event::Close(_) => 0,
+        Event::Close(_) | Event::Error(_) => 0,
     }
 }

@@ -115,14 +115,6 @@ impl Outbox {
         }
     }
 
-    /// Drops data not yet framed (the connection failed: only the close
-    /// frame matters now).
-    pub(crate) fn discard_pending(&mut self) {
-        self.pending.clear();
-        self.pending_bytes = 0;
-        self.close_after_pending = None;
-    }
-
     /// Frames pending data until about one fragment is ready to write.
     fn refill(&mut self, fragment: usize, rng: &mut dyn RandomSource) {
         while self.wire_bytes < fragment {

@@ -1,0 +1,422 @@
+//! The driver shared by every async runtime: moves bytes between a
+//! [`Transport`] and the core's [`Connection`], sleeps until the core's
+//! next deadline, and presents the result as a `Stream` and a `Sink` of
+//! [`Message`]s. It makes no protocol decision of its own.
+
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use futures_util::task::AtomicWaker;
+use tether_core::{CloseCode, Connection, Event, Message};
+
+use crate::error::Error;
+use crate::transport::{Runtime, Transport};
+
+/// Slices handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// Wakes whichever tasks wait on the connection (the reader, the writer,
+/// or one task doing both), because any socket event may concern either:
+/// a read can queue a pong the writer must flush, a write can free room a
+/// reader waits for.
+#[derive(Default)]
+struct Wakers {
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.read.wake();
+        self.write.wake();
+    }
+}
+
+/// A WebSocket connection on an async runtime.
+///
+/// Read it as a `Stream<Item = Result<Message, Error>>`; it ends after the
+/// close handshake. Write it as a `Sink<Message>`: `feed` queues without
+/// writing and `flush` writes everything queued in as few syscalls as
+/// possible, so forwarding a stream of messages (`send_all`, `forward`) is
+/// the fast path. [`split`](Self::split) gives halves for two tasks.
+pub struct WebSocket<S, R: Runtime> {
+    io: S,
+    conn: Connection,
+    protocol: Option<String>,
+    sleep: Option<(R::Sleep, Instant)>,
+    wakers: Arc<Wakers>,
+    proxy: Waker,
+    error: Option<Error>,
+    transport_done: bool,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+impl<S: Transport, R: Runtime> WebSocket<S, R> {
+    /// Wraps a transport whose opening handshake `conn` completed.
+    pub fn from_parts(io: S, conn: Connection, protocol: Option<String>) -> Self {
+        let wakers = Arc::new(Wakers::default());
+        let proxy = Waker::from(wakers.clone());
+        Self {
+            io,
+            conn,
+            protocol,
+            sleep: None,
+            wakers,
+            proxy,
+            error: None,
+            transport_done: false,
+            _runtime: PhantomData,
+        }
+    }
+
+    /// The protocol state machine, for its getters.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Round trip of the last keepalive ping.
+    pub fn latency(&self) -> Option<Duration> {
+        self.conn.latency()
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// The underlying transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Starts the close handshake and drives it to its end: the peer's
+    /// answer, or the close timeout. Messages still arriving are dropped.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        poll_fn(|cx| {
+            self.wakers.read.register(cx.waker());
+            loop {
+                while self.conn.poll_event().is_some() {}
+                if self.transport_done {
+                    return Poll::Ready(match self.error.take() {
+                        Some(Error::Io(e)) => Err(Error::Io(e)),
+                        _ => Ok(()),
+                    });
+                }
+                if !self.drive() {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Splits into a sending and a receiving half, usable from two tasks.
+    pub fn split(self) -> (WsSink<S, R>, WsStream<S, R>) {
+        let shared = Arc::new(Mutex::new(self));
+        (WsSink { shared: shared.clone() }, WsStream { shared })
+    }
+
+    /// Hands the core bytes that arrived with the handshake response.
+    pub(crate) fn feed_initial(&mut self, data: &[u8]) {
+        self.conn.handle_read(data, Instant::now());
+    }
+
+    /// Does every piece of I/O that can proceed now: write, close the
+    /// transport when the core says so, fire due timers, read. Returns
+    /// whether anything changed; when not, every source has registered the
+    /// proxy waker.
+    fn drive(&mut self) -> bool {
+        if self.transport_done {
+            return false;
+        }
+        let waker = self.proxy.clone();
+        let mut cx = Context::from_waker(&waker);
+        let mut progress = false;
+
+        // Write.
+        let mut wrote = false;
+        loop {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = self.conn.poll_transmit(&mut iov);
+            if n == 0 {
+                break;
+            }
+            match self.io.poll_write_vectored(&mut cx, &iov[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    self.fail(io::ErrorKind::WriteZero.into());
+                    return true;
+                }
+                Poll::Ready(Ok(k)) => {
+                    self.conn.advance_transmit(k);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail(e);
+                    return true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if wrote {
+            progress = true;
+            if let Poll::Ready(Err(e)) = self.io.poll_flush(&mut cx) {
+                self.fail(e);
+                return true;
+            }
+        }
+
+        // Close the transport once the core is done with it.
+        if self.conn.is_finished() && !self.conn.has_transmit() {
+            if let Poll::Ready(_) = self.io.poll_shutdown(&mut cx) {
+                // A failed shutdown changes nothing: the connection is over.
+                self.transport_done = true;
+                return true;
+            }
+        }
+
+        // Timers.
+        if let Some(at) = self.conn.poll_timeout() {
+            let now = Instant::now();
+            let due = now >= at || {
+                let (sleep, armed) = self.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
+                if *armed != at {
+                    R::reset(sleep, at);
+                    *armed = at;
+                }
+                Pin::new(sleep).poll(&mut cx).is_ready()
+            };
+            if due {
+                self.conn.handle_timeout(Instant::now().max(at));
+                self.sleep = None;
+                progress = true;
+            }
+        }
+
+        // Read.
+        if self.conn.wants_read() {
+            let buf = self.conn.read_buf();
+            match self.io.poll_read(&mut cx, buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.handle_eof(Instant::now());
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.conn.commit_read(n, Instant::now());
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail(e);
+                    return true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        progress
+    }
+
+    /// The transport failed: nothing more can be read or written.
+    fn fail(&mut self, e: io::Error) {
+        if self.error.is_none() {
+            self.error = Some(Error::Io(e));
+        }
+        self.transport_done = true;
+    }
+
+    fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.wakers.read.register(cx.waker());
+        loop {
+            if let Some(ev) = self.conn.poll_event() {
+                let msg = match ev {
+                    Event::Message(m) => m,
+                    Event::Ping(p) => Message::Ping(p),
+                    Event::Pong { payload, .. } => Message::Pong(payload),
+                    Event::Close(frame) => Message::Close(frame),
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    // Chunks only come when configured; the Stream of whole
+                    // messages is not the API for them.
+                    Event::Chunk { .. } => continue,
+                };
+                return Poll::Ready(Some(Ok(msg)));
+            }
+            // Only I/O errors are recorded here; the core reports its own
+            // as events, in order.
+            if let Some(e) = self.error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if self.transport_done {
+                return Poll::Ready(None);
+            }
+            if !self.drive() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn closed_error(&mut self) -> Error {
+        match self.error.take() {
+            Some(Error::Io(e)) => Error::Io(e),
+            _ => Error::Ws(tether_core::Error::Closed),
+        }
+    }
+
+    fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.wakers.write.register(cx.waker());
+        loop {
+            if self.transport_done || self.conn.state() != tether_core::State::Open {
+                return Poll::Ready(Err(self.closed_error()));
+            }
+            if self.conn.is_writable() {
+                return Poll::Ready(Ok(()));
+            }
+            if !self.drive() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn poll_flush_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.wakers.write.register(cx.waker());
+        loop {
+            if !self.conn.has_transmit() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.transport_done {
+                return Poll::Ready(Err(self.closed_error()));
+            }
+            if !self.drive() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn poll_close_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Closing twice, or after the peer closed, is fine.
+        let _ = self.conn.close(CloseCode::NORMAL, "");
+        self.wakers.write.register(cx.waker());
+        loop {
+            if self.transport_done {
+                return Poll::Ready(match self.error.take() {
+                    Some(Error::Io(e)) => Err(Error::Io(e)),
+                    _ => Ok(()),
+                });
+            }
+            if !self.drive() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<S: Transport, R: Runtime> Stream for WebSocket<S, R> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_message(cx)
+    }
+}
+
+impl<S: Transport, R: Runtime> Sink<Message> for WebSocket<S, R> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_ready_send(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().conn.send(item).map_err(Error::Ws)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_flush_send(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_close_send(cx)
+    }
+}
+
+/// The receiving half of a split [`WebSocket`].
+pub struct WsStream<S, R: Runtime> {
+    shared: Arc<Mutex<WebSocket<S, R>>>,
+}
+
+/// The sending half of a split [`WebSocket`].
+pub struct WsSink<S, R: Runtime> {
+    shared: Arc<Mutex<WebSocket<S, R>>>,
+}
+
+fn lock<S, R: Runtime>(shared: &Mutex<WebSocket<S, R>>) -> MutexGuard<'_, WebSocket<S, R>> {
+    // A panic in another half cannot leave the connection half-updated in
+    // a way that matters more than losing it; keep going.
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: Transport, R: Runtime> WsSink<S, R> {
+    /// Whether `stream` is the other half of this sink.
+    pub fn is_pair_of(&self, stream: &WsStream<S, R>) -> bool {
+        Arc::ptr_eq(&self.shared, &stream.shared)
+    }
+
+    /// Puts the halves back together.
+    pub fn reunite(self, stream: WsStream<S, R>) -> Result<WebSocket<S, R>, (Self, WsStream<S, R>)> {
+        if !self.is_pair_of(&stream) {
+            return Err((self, stream));
+        }
+        drop(stream);
+        match Arc::try_unwrap(self.shared) {
+            Ok(m) => Ok(m.into_inner().unwrap_or_else(|p| p.into_inner())),
+            Err(_) => unreachable!("both halves were given back"),
+        }
+    }
+
+    /// Starts the close handshake and drives it to its end (see
+    /// [`WebSocket::close`]); the stream half sees the peer's close.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        lock(&self.shared).conn.close(code, reason)?;
+        poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
+    }
+}
+
+impl<S: Transport, R: Runtime> Stream for WsStream<S, R> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        lock(&self.shared).poll_next_message(cx)
+    }
+}
+
+impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_ready_send(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        lock(&self.shared).conn.send(item).map_err(Error::Ws)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_flush_send(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_close_send(cx)
+    }
+}

@@ -1,0 +1,48 @@
+//! Errors of the adapters: the core's, plus I/O.
+
+use std::{fmt, io};
+
+/// An error on a WebSocket connection.
+#[derive(Debug)]
+pub enum Error {
+    /// A protocol, handshake or state error from the core.
+    Ws(tether_core::Error),
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ws(e) => e.fmt(f),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ws(e) => Some(e),
+            Self::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<tether_core::Error> for Error {
+    fn from(e: tether_core::Error) -> Self {
+        Self::Ws(e)
+    }
+}
+
+impl From<tether_core::handshake::HandshakeError> for Error {
+    fn from(e: tether_core::handshake::HandshakeError) -> Self {
+        Self::Ws(e.into())
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}

@@ -1,0 +1,187 @@
+//! The opening handshake over any [`Transport`]: writes and reads bytes
+//! for the core's sans-IO handshake, within the core's deadline.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tether_core::handshake::{server::error_response, Accept, ClientHandshake, ClientRequest, HandshakeError, HandshakeLimits, ServerHandshake};
+use tether_core::{Config, Connection, RandomSource, Role, Xoshiro256};
+
+use crate::driver::WebSocket;
+use crate::error::Error;
+use crate::transport::{Runtime, Transport};
+
+/// Settings for a client connection.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The connection's limits and timers.
+    pub config: Config,
+    /// Handshake size and time bounds.
+    pub limits: HandshakeLimits,
+    /// Origin header.
+    pub origin: Option<String>,
+    /// Subprotocols to offer, most preferred first.
+    pub protocols: Vec<String>,
+    /// Extra request headers (authentication, cookies).
+    pub headers: http::HeaderMap,
+    /// Socket options, applied by `connect`.
+    pub socket: crate::SocketOptions,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            limits: HandshakeLimits::default(),
+            origin: None,
+            protocols: Vec::new(),
+            headers: http::HeaderMap::new(),
+            socket: crate::SocketOptions::default(),
+        }
+    }
+}
+
+/// Settings for a server connection.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The connection's limits and timers.
+    pub config: Config,
+    /// Handshake size and time bounds.
+    pub limits: HandshakeLimits,
+}
+
+/// The application's answer to an upgrade request: accept (subprotocol,
+/// extra headers) or reject with any response.
+pub type Decision = Result<Accept, http::Response<Bytes>>;
+
+/// A random source seeded by the operating system.
+pub fn os_rng() -> Box<dyn RandomSource> {
+    let mut seed = [0u8; 8];
+    if getrandom::fill(&mut seed).is_err() {
+        // No OS entropy: fall back to the address-space and clock noise
+        // std's hasher seeds itself with.
+        use std::hash::{BuildHasher, RandomState};
+        seed = RandomState::new().hash_one(Instant::now()).to_ne_bytes();
+    }
+    Box::new(Xoshiro256::from_seed(u64::from_ne_bytes(seed)))
+}
+
+/// Runs `fut` until the core's handshake deadline.
+async fn before<R: Runtime, T>(deadline: Instant, fut: impl Future<Output = T>) -> Result<T, Error> {
+    let mut fut = pin!(fut);
+    let mut sleep = R::sleep_until(deadline);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if Pin::new(&mut sleep).poll(cx).is_ready() {
+            return Poll::Ready(Err(HandshakeError::TimedOut.into()));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn write_all<S: Transport>(io: &mut S, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| io.poll_write_vectored(cx, &[io::IoSlice::new(data)])).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    poll_fn(|cx| io.poll_flush(cx)).await
+}
+
+async fn read_some<S: Transport>(io: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
+    match poll_fn(|cx| io.poll_read(cx, buf)).await? {
+        0 => Err(HandshakeError::Eof.into()),
+        n => Ok(n),
+    }
+}
+
+/// Client handshake on a connected transport.
+pub(crate) async fn client<S: Transport, R: Runtime>(mut io: S, request: &ClientRequest, options: &ClientOptions) -> Result<WebSocket<S, R>, Error> {
+    let mut rng = os_rng();
+    let (mut hs, bytes) = ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now());
+    let deadline = hs.poll_timeout();
+    let (response, rest) = before::<R, _>(deadline, async {
+        write_all(&mut io, &bytes).await?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = read_some(&mut io, &mut buf).await?;
+            if let Some(done) = hs.handle_read(&buf[..n])? {
+                return Ok::<_, Error>(done);
+            }
+        }
+    })
+    .await??;
+    let conn = Connection::new(Role::Client, options.config.clone(), rng, Instant::now());
+    let mut ws = WebSocket::from_parts(io, conn, response.protocol);
+    if !rest.is_empty() {
+        ws.feed_initial(&rest);
+    }
+    Ok(ws)
+}
+
+/// Server handshake on an accepted transport; `decide` sees the request.
+pub(crate) async fn server<S: Transport, R: Runtime>(
+    mut io: S,
+    options: &ServerOptions,
+    decide: impl FnOnce(&http::Request<()>) -> Decision,
+) -> Result<WebSocket<S, R>, Error> {
+    let mut hs = ServerHandshake::new(options.limits.clone(), Instant::now());
+    let deadline = hs.poll_timeout();
+    let outcome = before::<R, _>(deadline, async {
+        let mut buf = vec![0u8; 4096];
+        let request = loop {
+            let n = read_some(&mut io, &mut buf).await?;
+            match hs.handle_read(&buf[..n]) {
+                Ok(Some(request)) => break request,
+                Ok(None) => {}
+                Err(e) => {
+                    // Tell the client why before closing; the error stands
+                    // whether or not that write succeeds.
+                    let _ = write_all(&mut io, &error_response(&e)).await;
+                    return Err(Error::from(e));
+                }
+            }
+        };
+        let accept = match decide(&request) {
+            Ok(accept) => accept,
+            Err(response) => {
+                let status = response.status().as_u16();
+                let _ = write_all(&mut io, &hs.reject(&response)).await;
+                return Err(HandshakeError::RejectedByApplication(status).into());
+            }
+        };
+        let bytes = match hs.accept(&accept) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = write_all(&mut io, &error_response(&e)).await;
+                return Err(e.into());
+            }
+        };
+        write_all(&mut io, &bytes).await?;
+        Ok(accept.protocol)
+    })
+    .await;
+    let protocol = match outcome {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) | Err(e) => {
+            let _ = poll_fn(|cx| io.poll_shutdown(cx)).await;
+            return Err(e);
+        }
+    };
+    let rest = hs.take_leftover();
+    let conn = Connection::new(Role::Server, options.config.clone(), os_rng(), Instant::now());
+    let mut ws = WebSocket::from_parts(io, conn, protocol);
+    if !rest.is_empty() {
+        ws.feed_initial(&rest);
+    }
+    Ok(ws)
+}

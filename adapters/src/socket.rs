@@ -1,0 +1,64 @@
+//! Socket options the adapters apply to TCP streams they open.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+
+/// TCP-level settings. WebSocket keepalive (pings) lives in
+/// [`Config`](tether_core::Config); TCP keepalive only probes the kernel's
+/// view of the peer and does not keep proxies from timing out idle
+/// connections, so it is off by default.
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// Disable Nagle's algorithm, so small messages leave at once.
+    pub nodelay: bool,
+    /// TCP keepalive probes: idle time, interval and count.
+    pub tcp_keepalive: Option<TcpKeepaliveOptions>,
+    /// SO_SNDBUF, if set.
+    pub send_buffer_size: Option<usize>,
+    /// SO_RCVBUF, if set.
+    pub recv_buffer_size: Option<usize>,
+}
+
+/// TCP keepalive timing.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpKeepaliveOptions {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the kernel drops the connection.
+    pub retries: u32,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            tcp_keepalive: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// Applies the options to a connected TCP socket.
+    pub fn apply(&self, socket: &impl AsFd) -> io::Result<()> {
+        let sock = SockRef::from(socket);
+        sock.set_tcp_nodelay(self.nodelay)?;
+        if let Some(k) = self.tcp_keepalive {
+            let ka = TcpKeepalive::new().with_time(k.idle).with_interval(k.interval).with_retries(k.retries);
+            sock.set_tcp_keepalive(&ka)?;
+        }
+        if let Some(n) = self.send_buffer_size {
+            sock.set_send_buffer_size(n)?;
+        }
+        if let Some(n) = self.recv_buffer_size {
+            sock.set_recv_buffer_size(n)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! What the shared driver needs from a runtime: a byte stream and a timer.
+//!
+//! Each runtime module implements these two traits in a few lines; the
+//! driver and the handshake are written once against them.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// A bidirectional byte stream (a TCP socket, a TLS stream, a pipe).
+pub trait Transport: Unpin {
+    /// Reads into `buf`; `Ok(0)` is end of stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Writes from `bufs` in order, as much as the stream takes.
+    fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+    /// Flushes buffered writes.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ends the write side (TCP FIN).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A runtime's timer.
+pub trait Runtime: 'static {
+    /// A future that completes at a deadline.
+    type Sleep: Future + Unpin + Send;
+    /// A timer that fires at `at`.
+    fn sleep_until(at: Instant) -> Self::Sleep;
+    /// Moves a timer to `at`.
+    fn reset(sleep: &mut Self::Sleep, at: Instant);
+}

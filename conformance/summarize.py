@@ -87,6 +87,11 @@ def load_run(directory: Path, expected: int | None) -> Run:
 
     case_ids: set[str] = set()
     for agent, cases in sorted(index.items()):
+        if not isinstance(cases, dict) or not all(
+            isinstance(c, dict) for c in cases.values()
+        ):
+            run.problems.append(f"{index_path}: malformed entry for agent {agent!r}")
+            continue
         for case_id, case in sorted(cases.items(), key=lambda kv: case_key(kv[0])):
             case_ids.add(case_id)
             run.total += 1
@@ -158,7 +163,9 @@ def details(run: Run) -> list[str]:
             f"  {case_id:<10} behavior={behavior:<13} behaviorClose={close}  [{agent}]"
         )
     if len(run.bad_cases) > MAX_LISTED:
-        lines.append(f"  ... and {len(run.bad_cases) - MAX_LISTED} more (see index.html)")
+        lines.append(
+            f"  ... and {len(run.bad_cases) - MAX_LISTED} more (see index.html)"
+        )
     return lines
 
 
@@ -173,7 +180,8 @@ def main() -> int:
     parser.add_argument(
         "--markdown",
         type=Path,
-        default=Path(__file__).resolve().parent.parent / "target/conformance/summary.md",
+        default=Path(__file__).resolve().parent.parent
+        / "target/conformance/summary.md",
         help="where to write the Markdown summary (default: %(default)s)",
     )
     args = parser.parse_args()

@@ -22,6 +22,13 @@ use crate::transport::{Runtime, Transport};
 /// Slices handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// Which half of the connection is driving it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Read,
+    Write,
+}
+
 /// Wakes whichever tasks wait on the connection (the reader, the writer,
 /// or one task doing both), because any socket event may concern either:
 /// a read can queue a pong the writer must flush, a write can free room a
@@ -118,7 +125,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                         _ => Ok(()),
                     });
                 }
-                if !self.drive() {
+                if !self.drive(Side::Read) {
                     return Poll::Pending;
                 }
             }
@@ -129,7 +136,12 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// Splits into a sending and a receiving half, usable from two tasks.
     pub fn split(self) -> (WsSink<S, R>, WsStream<S, R>) {
         let shared = Arc::new(Mutex::new(self));
-        (WsSink { shared: shared.clone() }, WsStream { shared })
+        (
+            WsSink {
+                shared: shared.clone(),
+            },
+            WsStream { shared },
+        )
     }
 
     /// Hands the core bytes that arrived with the handshake response.
@@ -137,11 +149,25 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         self.conn.handle_read(data, Instant::now());
     }
 
-    /// Does every piece of I/O that can proceed now: write, close the
-    /// transport when the core says so, fire due timers, read. Returns
-    /// whether anything changed; when not, every source has registered the
-    /// proxy waker.
-    fn drive(&mut self) -> bool {
+    /// Does every piece of I/O that can proceed now (see `drive_io`). When
+    /// something changed, the other half is woken too: the reader may have
+    /// read what the writer waits on (or the writer freed room the reader's
+    /// task waits for), and the socket will not signal that readiness again.
+    fn drive(&mut self, side: Side) -> bool {
+        let progress = self.drive_io();
+        if progress {
+            match side {
+                Side::Read => self.wakers.write.wake(),
+                Side::Write => self.wakers.read.wake(),
+            }
+        }
+        progress
+    }
+
+    /// Writes, closes the transport when the core says so, fires due
+    /// timers and reads. Returns whether anything changed; when not, every
+    /// source has registered the proxy waker.
+    fn drive_io(&mut self) -> bool {
         if self.transport_done {
             return false;
         }
@@ -183,7 +209,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
         // Close the transport once the core is done with it.
         if self.conn.is_finished() && !self.conn.has_transmit() {
-            if let Poll::Ready(_) = self.io.poll_shutdown(&mut cx) {
+            if self.io.poll_shutdown(&mut cx).is_ready() {
                 // A failed shutdown changes nothing: the connection is over.
                 self.transport_done = true;
                 return true;
@@ -262,7 +288,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             if self.transport_done {
                 return Poll::Ready(None);
             }
-            if !self.drive() {
+            if !self.drive(Side::Read) {
                 return Poll::Pending;
             }
         }
@@ -284,7 +310,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             if self.conn.is_writable() {
                 return Poll::Ready(Ok(()));
             }
-            if !self.drive() {
+            if !self.drive(Side::Write) {
                 return Poll::Pending;
             }
         }
@@ -299,7 +325,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             if self.transport_done {
                 return Poll::Ready(Err(self.closed_error()));
             }
-            if !self.drive() {
+            if !self.drive(Side::Write) {
                 return Poll::Pending;
             }
         }
@@ -316,7 +342,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                     _ => Ok(()),
                 });
             }
-            if !self.drive() {
+            if !self.drive(Side::Write) {
                 return Poll::Pending;
             }
         }
@@ -374,7 +400,10 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     }
 
     /// Puts the halves back together.
-    pub fn reunite(self, stream: WsStream<S, R>) -> Result<WebSocket<S, R>, (Self, WsStream<S, R>)> {
+    pub fn reunite(
+        self,
+        stream: WsStream<S, R>,
+    ) -> Result<WebSocket<S, R>, (Self, WsStream<S, R>)> {
         if !self.is_pair_of(&stream) {
             return Err((self, stream));
         }

@@ -8,7 +8,10 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tether_core::handshake::{server::error_response, Accept, ClientHandshake, ClientRequest, HandshakeError, HandshakeLimits, ServerHandshake};
+use tether_core::handshake::{
+    server::error_response, Accept, ClientHandshake, ClientRequest, HandshakeError,
+    HandshakeLimits, ServerHandshake,
+};
 use tether_core::{Config, Connection, RandomSource, Role, Xoshiro256};
 
 use crate::driver::WebSocket;
@@ -71,7 +74,10 @@ pub fn os_rng() -> Box<dyn RandomSource> {
 }
 
 /// Runs `fut` until the core's handshake deadline.
-async fn before<R: Runtime, T>(deadline: Instant, fut: impl Future<Output = T>) -> Result<T, Error> {
+async fn before<R: Runtime, T>(
+    deadline: Instant,
+    fut: impl Future<Output = T>,
+) -> Result<T, Error> {
     let mut fut = pin!(fut);
     let mut sleep = R::sleep_until(deadline);
     poll_fn(|cx| {
@@ -105,9 +111,14 @@ async fn read_some<S: Transport>(io: &mut S, buf: &mut [u8]) -> Result<usize, Er
 }
 
 /// Client handshake on a connected transport.
-pub(crate) async fn client<S: Transport, R: Runtime>(mut io: S, request: &ClientRequest, options: &ClientOptions) -> Result<WebSocket<S, R>, Error> {
+pub(crate) async fn client<S: Transport, R: Runtime>(
+    mut io: S,
+    request: &ClientRequest,
+    options: &ClientOptions,
+) -> Result<WebSocket<S, R>, Error> {
     let mut rng = os_rng();
-    let (mut hs, bytes) = ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now());
+    let (mut hs, bytes) =
+        ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now());
     let deadline = hs.poll_timeout();
     let (response, rest) = before::<R, _>(deadline, async {
         write_all(&mut io, &bytes).await?;
@@ -178,7 +189,12 @@ pub(crate) async fn server<S: Transport, R: Runtime>(
         }
     };
     let rest = hs.take_leftover();
-    let conn = Connection::new(Role::Server, options.config.clone(), os_rng(), Instant::now());
+    let conn = Connection::new(
+        Role::Server,
+        options.config.clone(),
+        os_rng(),
+        Instant::now(),
+    );
     let mut ws = WebSocket::from_parts(io, conn, protocol);
     if !rest.is_empty() {
         ws.feed_initial(&rest);

@@ -49,7 +49,9 @@ pub use transport::{Runtime, Transport};
 
 pub use tether_core as core;
 pub use tether_core::handshake::{Accept, ClientRequest, HandshakeLimits};
-pub use tether_core::{http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, Role, State, Text};
+pub use tether_core::{
+    http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, Role, State, Text,
+};
 
 /// The request for `url` with the options' origin, subprotocols and headers.
 fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, Error> {
@@ -63,10 +65,9 @@ fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, E
 /// `host:port` to connect to for a request (port 80 when the URL has none).
 #[cfg(any(feature = "smol", feature = "tokio"))]
 fn host_port(request: &ClientRequest) -> Result<String, Error> {
-    let authority: http::uri::Authority = request
-        .host
-        .parse()
-        .map_err(|_| tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host)))?;
+    let authority: http::uri::Authority = request.host.parse().map_err(|_| {
+        tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host))
+    })?;
     let port = authority.port_u16().unwrap_or(80);
     Ok(format!("{}:{port}", authority.host()))
 }

@@ -50,7 +50,10 @@ impl SocketOptions {
         let sock = SockRef::from(socket);
         sock.set_tcp_nodelay(self.nodelay)?;
         if let Some(k) = self.tcp_keepalive {
-            let ka = TcpKeepalive::new().with_time(k.idle).with_interval(k.interval).with_retries(k.retries);
+            let ka = TcpKeepalive::new()
+                .with_time(k.idle)
+                .with_interval(k.interval)
+                .with_retries(k.retries);
             sock.set_tcp_keepalive(&ka)?;
         }
         if let Some(n) = self.send_buffer_size {

@@ -44,7 +44,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
             Poll::Pending => Poll::Pending,
         }
     }
-    fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -97,7 +101,12 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Accepts a WebSocket on a freshly accepted stream, with default options.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, &ServerOptions::default(), |_| Ok(Default::default())).await
+    accept_with(
+        stream,
+        &ServerOptions::default(),
+        |_| Ok(Default::default()),
+    )
+    .await
 }
 
 /// Accepts a WebSocket, letting `decide` accept (choose a subprotocol, add

@@ -31,7 +31,10 @@ impl Args {
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
-            let mut value = || it.next().unwrap_or_else(|| die(usage, &format!("{flag} needs a value")));
+            let mut value = || {
+                it.next()
+                    .unwrap_or_else(|| die(usage, &format!("{flag} needs a value")))
+            };
             match flag.as_str() {
                 "--runtime" => args.runtime = value(),
                 "--agent" => args.agent = value(),

@@ -97,7 +97,8 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ClosePa
             if !code.is_sendable() {
                 return Err(ClosePayloadError::InvalidCode(code.0));
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| ClosePayloadError::InvalidReason)?;
+            let reason =
+                std::str::from_utf8(reason).map_err(|_| ClosePayloadError::InvalidReason)?;
             Ok(Some(CloseFrame {
                 code,
                 reason: reason.to_owned(),
@@ -133,10 +134,15 @@ mod tests {
 
     #[test]
     fn sendable_codes() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             assert!(CloseCode(ok).is_sendable(), "{ok}");
         }
-        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode(bad).is_sendable(), "{bad}");
         }
     }
@@ -144,11 +150,23 @@ mod tests {
     #[test]
     fn parses_payloads() {
         assert_eq!(parse_close_payload(b""), Ok(None));
-        assert_eq!(parse_close_payload(b"\x03"), Err(ClosePayloadError::Truncated));
-        assert_eq!(parse_close_payload(b"\x03\xed"), Err(ClosePayloadError::InvalidCode(1005)));
-        assert_eq!(parse_close_payload(b"\x03\xe8\xff"), Err(ClosePayloadError::InvalidReason));
+        assert_eq!(
+            parse_close_payload(b"\x03"),
+            Err(ClosePayloadError::Truncated)
+        );
+        assert_eq!(
+            parse_close_payload(b"\x03\xed"),
+            Err(ClosePayloadError::InvalidCode(1005))
+        );
+        assert_eq!(
+            parse_close_payload(b"\x03\xe8\xff"),
+            Err(ClosePayloadError::InvalidReason)
+        );
         let frame = parse_close_payload(b"\x03\xe8bye").unwrap().unwrap();
-        assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::NORMAL, "bye"));
+        assert_eq!(
+            (frame.code, frame.reason.as_str()),
+            (CloseCode::NORMAL, "bye")
+        );
     }
 
     #[test]
@@ -157,7 +175,13 @@ mod tests {
         let cut = truncate_reason(&reason);
         assert!(cut.len() <= MAX_REASON_LEN && cut.len() == 122);
         let mut out = Vec::new();
-        encode_close_payload(Some(&CloseFrame { code: CloseCode::NORMAL, reason }), &mut out);
+        encode_close_payload(
+            Some(&CloseFrame {
+                code: CloseCode::NORMAL,
+                reason,
+            }),
+            &mut out,
+        );
         assert_eq!(out.len(), 124);
     }
 }

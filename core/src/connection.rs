@@ -141,6 +141,8 @@ pub struct Connection {
     /// A violation found while events before it still wait; the
     /// connection fails when the application reaches it.
     deferred_failure: bool,
+    /// Parsing what was read before EOF, past the inbound limits.
+    draining: bool,
     eof: bool,
     close_deadline: Option<Instant>,
     close_timed_out: bool,
@@ -179,6 +181,7 @@ impl Connection {
             received_close: false,
             failed: false,
             deferred_failure: false,
+            draining: false,
             eof: false,
             close_deadline: None,
             close_timed_out: false,
@@ -273,7 +276,10 @@ impl Connection {
     /// Takes `n` bytes read into [`read_buf`](Self::read_buf).
     pub fn commit_read(&mut self, n: usize, now: Instant) {
         let base = self.read_base.take().expect("commit_read without read_buf");
-        assert!(n <= self.rbuf.len() - base, "committed more than read_buf gave");
+        assert!(
+            n <= self.rbuf.len() - base,
+            "committed more than read_buf gave"
+        );
         self.rbuf.truncate(base + n);
         self.now = now;
         self.process()
@@ -297,6 +303,15 @@ impl Connection {
         if self.eof {
             return;
         }
+        if let Some(base) = self.read_base.take() {
+            self.rbuf.truncate(base);
+        }
+        // Frames read before the end still count, even those held back by
+        // backpressure (their bytes are in memory already): the peer may
+        // have sent its last messages and its close right before FIN.
+        self.draining = true;
+        self.process();
+        self.draining = false;
         self.eof = true;
         self.rbuf.clear();
         self.read_base = None;
@@ -323,7 +338,8 @@ impl Connection {
                 let payload = Keepalive::payload(&mut *self.rng);
                 self.keepalive.ping_sent(payload, now);
                 let payload = Bytes::copy_from_slice(&payload);
-                self.out.push_frame(true, OpCode::Ping, &payload, &mut *self.rng);
+                self.out
+                    .push_frame(true, OpCode::Ping, &payload, &mut *self.rng);
             }
             Due::TimedOut => {
                 self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
@@ -357,7 +373,13 @@ impl Connection {
         if self.sending.is_some() {
             return Err(Error::ChunkOutOfOrder);
         }
-        self.out.push_data(opcode, payload, true, self.config.fragment_size, &mut *self.rng);
+        self.out.push_data(
+            opcode,
+            payload,
+            true,
+            self.config.fragment_size,
+            &mut *self.rng,
+        );
         Ok(())
     }
 
@@ -377,7 +399,8 @@ impl Connection {
             Some(_) => return Err(Error::ChunkOutOfOrder),
         };
         self.sending = if fin { None } else { Some(kind) };
-        self.out.push_data(opcode, data, fin, self.config.fragment_size, &mut *self.rng);
+        self.out
+            .push_data(opcode, data, fin, self.config.fragment_size, &mut *self.rng);
         Ok(())
     }
 
@@ -453,7 +476,8 @@ impl Connection {
                 }),
                 &mut payload,
             );
-            self.out.push_close_after_data(Bytes::from(payload), &mut *self.rng);
+            self.out
+                .push_close_after_data(Bytes::from(payload), &mut *self.rng);
         }
         self.close_deadline = Some(self.now + self.config.close_timeout);
     }
@@ -486,7 +510,8 @@ impl Connection {
     /// it used (0 when nothing is queued). Write them (vectored, as many as
     /// the socket takes), then call [`advance_transmit`](Self::advance_transmit).
     pub fn poll_transmit<'a>(&'a mut self, iov: &mut [IoSlice<'a>]) -> usize {
-        self.out.slices(self.config.fragment_size, &mut *self.rng, iov)
+        self.out
+            .slices(self.config.fragment_size, &mut *self.rng, iov)
     }
 
     /// Marks `n` bytes from the last [`poll_transmit`](Self::poll_transmit)
@@ -542,7 +567,12 @@ impl Connection {
     }
 
     fn parse(&mut self) -> Result<(), ProtocolError> {
-        while !self.received_close && !self.failed && !self.deferred_failure && !self.eof && !self.inbound_full() {
+        while !self.received_close
+            && !self.failed
+            && !self.deferred_failure
+            && !self.eof
+            && (self.draining || !self.inbound_full())
+        {
             let Some(frame) = &mut self.frame else {
                 if !self.parse_header()? {
                     return Ok(());
@@ -578,7 +608,9 @@ impl Connection {
             }
             let message = self.message.as_mut().expect("data frame without a message");
             if message.kind == DataKind::Text {
-                self.utf8.feed(&chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
+                self.utf8
+                    .feed(&chunk)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
                 if fin && !self.utf8.is_complete() {
                     return Err(ProtocolError::InvalidUtf8);
                 }
@@ -679,10 +711,17 @@ impl Connection {
                 });
             }
             let buffered = (self.rbuf.len() - len) as u64;
-            if !self.config.deliver_chunks && m.data.capacity() == 0 && (!h.fin || h.payload_len > buffered) {
+            if !self.config.deliver_chunks
+                && m.data.capacity() == 0
+                && (!h.fin || h.payload_len > buffered)
+            {
                 // The message will be assembled by copying: reserve for it,
                 // capped so that a header alone cannot make us allocate much.
-                let want = if h.fin { h.payload_len } else { h.payload_len.saturating_mul(2) };
+                let want = if h.fin {
+                    h.payload_len
+                } else {
+                    h.payload_len.saturating_mul(2)
+                };
                 m.data.reserve(want.min(4 << 20) as usize);
             }
         }
@@ -701,7 +740,8 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if !self.sent_close {
-                    self.out.push_frame(true, OpCode::Pong, &payload, &mut *self.rng);
+                    self.out
+                        .push_frame(true, OpCode::Pong, &payload, &mut *self.rng);
                 }
                 self.push_event(Event::Ping(payload));
             }
@@ -710,7 +750,8 @@ impl Connection {
                 self.push_event(Event::Pong { payload, latency });
             }
             OpCode::Close => {
-                let frame = parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
+                let frame =
+                    parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
                 self.received_close = true;
                 self.rbuf.clear();
                 if !self.sent_close {
@@ -721,7 +762,8 @@ impl Connection {
                         echo.extend_from_slice(&f.code.0.to_be_bytes());
                     }
                     self.sent_close = true;
-                    self.out.push_close_after_data(Bytes::from(echo), &mut *self.rng);
+                    self.out
+                        .push_close_after_data(Bytes::from(echo), &mut *self.rng);
                 }
                 if self.close_deadline.is_none() {
                     self.close_deadline = Some(self.now + self.config.close_timeout);

@@ -75,7 +75,9 @@ impl fmt::Display for ProtocolError {
             Self::LengthOverflow => f.write_str("payload length has its top bit set"),
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::InvalidClosePayload(e) => write!(f, "invalid close frame: {e:?}"),
-            Self::FrameTooLarge { size, limit } => write!(f, "frame of {size} bytes (limit {limit})"),
+            Self::FrameTooLarge { size, limit } => {
+                write!(f, "frame of {size} bytes (limit {limit})")
+            }
             Self::MessageTooLarge { size, limit } => {
                 write!(f, "message of at least {size} bytes (limit {limit})")
             }

@@ -163,10 +163,15 @@ mod tests {
     fn rfc_examples() {
         // RFC 6455 section 5.7.
         let (h, n) = FrameHeader::decode(&[0x81, 0x05, b'H']).unwrap().unwrap();
-        assert_eq!((h.fin, h.opcode, h.payload_len, h.mask, n), (true, 1, 5, None, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.payload_len, h.mask, n),
+            (true, 1, 5, None, 2)
+        );
         let (h, n) = FrameHeader::decode(&[0x01, 0x03]).unwrap().unwrap();
         assert_eq!((h.fin, h.opcode, h.payload_len, n), (false, 1, 3, 2));
-        let (h, n) = FrameHeader::decode(&[0x82, 0x7E, 0x01, 0x00]).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7E, 0x01, 0x00])
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, n), (256, 4));
         let bytes = [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0];
         let (h, n) = FrameHeader::decode(&bytes).unwrap().unwrap();
@@ -185,7 +190,10 @@ mod tests {
     #[test]
     fn rejects_length_with_top_bit() {
         let bytes = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(FrameHeader::decode(&bytes), Err(HeaderError::LengthOverflow));
+        assert_eq!(
+            FrameHeader::decode(&bytes),
+            Err(HeaderError::LengthOverflow)
+        );
     }
 
     quickcheck! {

@@ -41,8 +41,8 @@ impl Keepalive {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match (self.outstanding, self.timeout) {
             (Some((_, sent)), Some(t)) => Some(sent + t),
-            (Some(_), None) => None,
-            (None, _) => self.next_ping,
+            // Without a timeout an unanswered ping does not stop the next.
+            _ => self.next_ping,
         }
     }
 
@@ -59,8 +59,8 @@ impl Keepalive {
                     Due::TimedOut
                 }
             }
-            (Some(_), _) => Due::Nothing,
-            (None, _) => match self.next_ping {
+            (Some(_), Some(_)) => Due::Nothing,
+            _ => match self.next_ping {
                 Some(at) if now >= at => Due::Ping,
                 _ => Due::Nothing,
             },

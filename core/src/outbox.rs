@@ -55,7 +55,9 @@ impl Outbox {
 
     /// Bytes queued, framed or not.
     pub(crate) fn buffered(&self) -> usize {
-        self.wire_bytes + self.pending_bytes + self.close_after_pending.as_ref().map_or(0, |c| c.len() + 2)
+        self.wire_bytes
+            + self.pending_bytes
+            + self.close_after_pending.as_ref().map_or(0, |c| c.len() + 2)
     }
 
     /// Whether nothing at all waits to be written.
@@ -65,7 +67,13 @@ impl Outbox {
 
     /// Frames a whole payload now, ahead of any pending data. Used for
     /// control frames and for data when nothing is pending.
-    pub(crate) fn push_frame(&mut self, fin: bool, opcode: OpCode, payload: &Bytes, rng: &mut dyn RandomSource) {
+    pub(crate) fn push_frame(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        payload: &Bytes,
+        rng: &mut dyn RandomSource,
+    ) {
         let mask = self.mask.then(|| rng.next_u32().to_ne_bytes());
         let header = FrameHeader {
             fin,
@@ -92,7 +100,14 @@ impl Outbox {
 
     /// Queues data behind whatever is pending. `opcode` is `Continuation`
     /// for a later chunk of a streamed message.
-    pub(crate) fn push_data(&mut self, opcode: OpCode, payload: Bytes, fin: bool, fragment: usize, rng: &mut dyn RandomSource) {
+    pub(crate) fn push_data(
+        &mut self,
+        opcode: OpCode,
+        payload: Bytes,
+        fin: bool,
+        fragment: usize,
+        rng: &mut dyn RandomSource,
+    ) {
         if self.pending.is_empty() && payload.len() <= fragment && self.wire_bytes < fragment {
             self.push_frame(fin, opcode, &payload, rng);
         } else {
@@ -126,7 +141,11 @@ impl Outbox {
             };
             let n = (p.payload.len() - p.offset).min(fragment);
             let piece = p.payload.slice(p.offset..p.offset + n);
-            let opcode = if p.offset == 0 { p.opcode } else { OpCode::Continuation };
+            let opcode = if p.offset == 0 {
+                p.opcode
+            } else {
+                OpCode::Continuation
+            };
             p.offset += n;
             let done = p.offset == p.payload.len();
             let fin = done && p.fin;
@@ -146,7 +165,12 @@ impl Outbox {
 
     /// Fills `iov` with the bytes to write next, in order, and returns how
     /// many slices it used (0: nothing to write).
-    pub(crate) fn slices<'a>(&'a mut self, fragment: usize, rng: &mut dyn RandomSource, iov: &mut [IoSlice<'a>]) -> usize {
+    pub(crate) fn slices<'a>(
+        &'a mut self,
+        fragment: usize,
+        rng: &mut dyn RandomSource,
+        iov: &mut [IoSlice<'a>],
+    ) -> usize {
         self.refill(fragment, rng);
         self.seal();
         let mut n = 0;
@@ -154,7 +178,11 @@ impl Outbox {
             if n == iov.len() {
                 break;
             }
-            let bytes = if i == 0 { &seg[self.front_written..] } else { &seg[..] };
+            let bytes = if i == 0 {
+                &seg[self.front_written..]
+            } else {
+                &seg[..]
+            };
             iov[n] = IoSlice::new(bytes);
             n += 1;
         }
@@ -165,7 +193,10 @@ impl Outbox {
     pub(crate) fn advance(&mut self, mut n: usize) {
         self.wire_bytes -= n;
         while n > 0 {
-            let front = self.segments.front().expect("advanced past the queued bytes");
+            let front = self
+                .segments
+                .front()
+                .expect("advanced past the queued bytes");
             let left = front.len() - self.front_written;
             if n < left {
                 self.front_written += n;

@@ -44,7 +44,10 @@ macro_rules! autobahn_client {
         let base = args.target.trim_end_matches('/');
         let mut ws = $connect(&format!("{base}/getCaseCount"), options(args)).await?;
         let count: u32 = match ws.next().await {
-            Some(Ok(Message::Text(t))) => t.trim().parse().map_err(|_| format!("bad case count {t:?}"))?,
+            Some(Ok(Message::Text(t))) => t
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad case count {t:?}"))?,
             other => return Err(format!("no case count: {other:?}").into()),
         };
         while ws.next().await.is_some() {}

@@ -32,7 +32,10 @@ fn main() {
 
 async fn serve_smol(addr: &str, options: ServerOptions) -> std::io::Result<()> {
     let listener = smol::net::TcpListener::bind(addr).await?;
-    eprintln!("testee-server (smol) listening on {}", listener.local_addr()?);
+    eprintln!(
+        "testee-server (smol) listening on {}",
+        listener.local_addr()?
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -49,7 +52,10 @@ async fn serve_smol(addr: &str, options: ServerOptions) -> std::io::Result<()> {
 
 async fn serve_tokio(addr: &str, options: ServerOptions) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("testee-server (tokio) listening on {}", listener.local_addr()?);
+    eprintln!(
+        "testee-server (tokio) listening on {}",
+        listener.local_addr()?
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;

@@ -5,9 +5,14 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
 
-use super::{accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError, HandshakeLimits};
+use super::{
+    accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
+    HandshakeLimits,
+};
 use crate::rng::RandomSource;
 
 /// What the client asks for.
@@ -34,13 +39,19 @@ impl ClientRequest {
             .map_err(|e| HandshakeError::Malformed(format!("URL {url:?}: {e}")))?;
         match uri.scheme_str() {
             Some("ws") | Some("wss") => {}
-            _ => return Err(HandshakeError::Malformed(format!("URL {url:?}: scheme must be ws or wss"))),
+            _ => {
+                return Err(HandshakeError::Malformed(format!(
+                    "URL {url:?}: scheme must be ws or wss"
+                )))
+            }
         }
         let authority = uri
             .authority()
             .ok_or_else(|| HandshakeError::Malformed(format!("URL {url:?}: no host")))?;
         if authority.as_str().contains('@') {
-            return Err(HandshakeError::Malformed(format!("URL {url:?}: user info is not supported")));
+            return Err(HandshakeError::Malformed(format!(
+                "URL {url:?}: user info is not supported"
+            )));
         }
         Ok(Self {
             host: authority.as_str().to_owned(),
@@ -72,7 +83,12 @@ pub struct ClientHandshake {
 impl ClientHandshake {
     /// Starts a handshake at `now`: returns the state and the request bytes
     /// to write.
-    pub fn new(request: &ClientRequest, limits: HandshakeLimits, rng: &mut dyn RandomSource, now: Instant) -> (Self, Vec<u8>) {
+    pub fn new(
+        request: &ClientRequest,
+        limits: HandshakeLimits,
+        rng: &mut dyn RandomSource,
+        now: Instant,
+    ) -> (Self, Vec<u8>) {
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce);
         let key = BASE64.encode(nonce);
@@ -81,7 +97,9 @@ impl ClientHandshake {
         out.extend_from_slice(request.path.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(request.host.as_bytes());
-        out.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+        out.extend_from_slice(
+            b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ",
+        );
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(b"\r\nSec-WebSocket-Version: 13\r\n");
         if let Some(origin) = &request.origin {
@@ -124,7 +142,10 @@ impl ClientHandshake {
     /// Takes response bytes. Returns `Ok(None)` until the head is complete,
     /// then the checked response and the bytes after the head (the first
     /// frames, for [`Connection::handle_read`](crate::Connection::handle_read)).
-    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<(ClientResponse, Bytes)>, HandshakeError> {
+    pub fn handle_read(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<(ClientResponse, Bytes)>, HandshakeError> {
         self.buf.extend_from_slice(data);
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut resp = httparse::Response::new(&mut headers);
@@ -164,7 +185,10 @@ impl ClientHandshake {
             _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
         };
         // No extension is offered, so none may be accepted.
-        if let Some(ext) = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS)).into_iter().next() {
+        if let Some(ext) = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS))
+            .into_iter()
+            .next()
+        {
             return Err(HandshakeError::UnexpectedExtension(ext));
         }
         let mut response = http::Response::new(());

@@ -94,9 +94,15 @@ impl fmt::Display for HandshakeError {
             Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is not 13"),
             Self::Rejected(s) => write!(f, "server answered {s} instead of 101"),
             Self::AcceptMismatch => f.write_str("Sec-WebSocket-Accept does not match the key"),
-            Self::UnexpectedProtocol(p) => write!(f, "server chose subprotocol {p:?} that was not offered"),
-            Self::UnexpectedExtension(e) => write!(f, "server accepted extension {e:?} that was not offered"),
-            Self::ProtocolNotOffered(p) => write!(f, "subprotocol {p:?} was not offered by the client"),
+            Self::UnexpectedProtocol(p) => {
+                write!(f, "server chose subprotocol {p:?} that was not offered")
+            }
+            Self::UnexpectedExtension(e) => {
+                write!(f, "server accepted extension {e:?} that was not offered")
+            }
+            Self::ProtocolNotOffered(p) => {
+                write!(f, "subprotocol {p:?} was not offered by the client")
+            }
             Self::RejectedByApplication(s) => write!(f, "request rejected with status {s}"),
             Self::TimedOut => f.write_str("handshake timed out"),
             Self::Eof => f.write_str("connection closed during the handshake"),
@@ -155,6 +161,9 @@ mod tests {
     #[test]
     fn rfc_accept_key() {
         // RFC 6455 section 1.3.
-        assert_eq!(super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }

@@ -9,9 +9,14 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::header::{
+    CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 
-use super::{accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError, HandshakeLimits};
+use super::{
+    accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
+    HandshakeLimits,
+};
 
 /// The application's yes to a request.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +68,10 @@ impl ServerHandshake {
     /// a valid WebSocket request for the application to [`accept`](Self::accept)
     /// or [`reject`](Self::reject). `Err`: write [`error_response`] for it
     /// and close the connection.
-    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<http::Request<()>>, HandshakeError> {
+    pub fn handle_read(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<http::Request<()>>, HandshakeError> {
         self.buf.extend_from_slice(data);
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut req = httparse::Request::new(&mut headers);
@@ -174,7 +182,9 @@ pub fn error_response(error: &HandshakeError) -> Vec<u8> {
     let mut response = http::Response::new(Bytes::from(format!("{error}\n")));
     *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
     for (name, value) in extra {
-        response.headers_mut().insert(*name, http::HeaderValue::from_static(value));
+        response
+            .headers_mut()
+            .insert(*name, http::HeaderValue::from_static(value));
     }
     encode_response(&response)
 }
@@ -188,7 +198,10 @@ fn encode_response(response: &http::Response<Bytes>) -> Vec<u8> {
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     write_headers(&mut out, response.headers());
-    if !response.headers().contains_key(http::header::CONTENT_LENGTH) {
+    if !response
+        .headers()
+        .contains_key(http::header::CONTENT_LENGTH)
+    {
         out.extend_from_slice(format!("Content-Length: {}\r\n", response.body().len()).as_bytes());
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");

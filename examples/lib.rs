@@ -1,0 +1,1 @@
+//! Runnable examples of tether; see the `[[example]]` targets.

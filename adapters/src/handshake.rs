@@ -118,7 +118,7 @@ pub(crate) async fn client<S: Transport, R: Runtime>(
 ) -> Result<WebSocket<S, R>, Error> {
     let mut rng = os_rng();
     let (mut hs, bytes) =
-        ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now());
+        ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now())?;
     let deadline = hs.poll_timeout();
     let (response, rest) = before::<R, _>(deadline, async {
         write_all(&mut io, &bytes).await?;

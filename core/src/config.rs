@@ -73,4 +73,16 @@ impl Config {
             ..Self::default()
         }
     }
+
+    /// Zero sizes would stall the connection (nothing framed, nothing
+    /// read); they are raised to the smallest working value, and the low
+    /// water mark is kept at or below the high one.
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.fragment_size = self.fragment_size.max(1);
+        self.read_chunk_size = self.read_chunk_size.max(1);
+        self.max_inbound_bytes = self.max_inbound_bytes.max(1);
+        self.max_inbound_events = self.max_inbound_events.max(1);
+        self.write_low_water = self.write_low_water.min(self.write_high_water);
+        self
+    }
 }

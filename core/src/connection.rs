@@ -23,6 +23,12 @@ use crate::outbox::Outbox;
 use crate::rng::RandomSource;
 use crate::utf8::Utf8Validator;
 
+/// Pongs owed but not yet framed. A peer that floods pings while not
+/// reading would otherwise grow the transmit queue without bound; past this
+/// many, only the latest pings are answered (RFC 6455 section 5.5.3 allows
+/// answering just the most recent one).
+const MAX_OWED_PONGS: usize = 32;
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -132,6 +138,8 @@ pub struct Connection {
     inbound_bytes: usize,
 
     out: Outbox,
+    /// Pongs to send, framed once the transmit queue has room.
+    owed_pongs: VecDeque<Bytes>,
     sending: Option<DataKind>,
     write_blocked: bool,
 
@@ -162,6 +170,7 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// A connection whose opening handshake has completed at `now`.
     pub fn new(role: Role, config: Config, rng: Box<dyn RandomSource>, now: Instant) -> Self {
+        let config = config.sanitized();
         let keepalive = Keepalive::new(config.ping_interval, config.ping_timeout, now);
         Self {
             role,
@@ -175,6 +184,7 @@ impl Connection {
             events: VecDeque::new(),
             inbound_bytes: 0,
             out: Outbox::new(role == Role::Client),
+            owed_pongs: VecDeque::new(),
             sending: None,
             write_blocked: false,
             sent_close: false,
@@ -215,7 +225,7 @@ impl Connection {
 
     /// Bytes queued for the socket, framed or not.
     pub fn buffered_amount(&self) -> usize {
-        self.out.buffered()
+        self.out.buffered() + self.owed_pongs.iter().map(|p| p.len() + 2).sum::<usize>()
     }
 
     /// Whether a writer may queue more data now. Turns false above
@@ -367,7 +377,7 @@ impl Connection {
     }
 
     fn send_data(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
-        if self.sent_close || self.failed {
+        if self.sent_close || self.failed || self.eof {
             return Err(Error::Closed);
         }
         if self.sending.is_some() {
@@ -387,7 +397,7 @@ impl Connection {
     /// chunk gives the kind; the one with `fin` ends the message. Each
     /// chunk becomes one or more frames, so the message is never held whole.
     pub fn send_chunk(&mut self, kind: DataKind, data: Bytes, fin: bool) -> Result<(), Error> {
-        if self.sent_close || self.failed {
+        if self.sent_close || self.failed || self.eof {
             return Err(Error::Closed);
         }
         let opcode = match self.sending {
@@ -405,7 +415,7 @@ impl Connection {
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
-        if self.sent_close || self.failed {
+        if self.sent_close || self.failed || self.eof {
             return Err(Error::Closed);
         }
         if payload.len() > 125 {
@@ -450,6 +460,7 @@ impl Connection {
         }
         self.sent_close = true;
         self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.frame_owed_pongs(true);
         self.out.push_close_after_data(payload, &mut *self.rng);
     }
 
@@ -476,6 +487,7 @@ impl Connection {
                 }),
                 &mut payload,
             );
+            self.frame_owed_pongs(true);
             self.out
                 .push_close_after_data(Bytes::from(payload), &mut *self.rng);
         }
@@ -510,6 +522,7 @@ impl Connection {
     /// it used (0 when nothing is queued). Write them (vectored, as many as
     /// the socket takes), then call [`advance_transmit`](Self::advance_transmit).
     pub fn poll_transmit<'a>(&'a mut self, iov: &mut [IoSlice<'a>]) -> usize {
+        self.frame_owed_pongs(false);
         self.out
             .slices(self.config.fragment_size, &mut *self.rng, iov)
     }
@@ -522,7 +535,18 @@ impl Connection {
 
     /// Whether bytes wait to be written.
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || !self.owed_pongs.is_empty()
+    }
+
+    /// Frames owed pongs while the transmit queue is below its high-water
+    /// mark, or all of them before a close frame (nothing may follow it).
+    fn frame_owed_pongs(&mut self, before_close: bool) {
+        while before_close || self.out.buffered() < self.config.write_high_water {
+            let Some(p) = self.owed_pongs.pop_front() else {
+                return;
+            };
+            self.out.push_frame(true, OpCode::Pong, &p, &mut *self.rng);
+        }
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) should be
@@ -740,8 +764,11 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if !self.sent_close {
-                    self.out
-                        .push_frame(true, OpCode::Pong, &payload, &mut *self.rng);
+                    if self.owed_pongs.len() == MAX_OWED_PONGS {
+                        self.owed_pongs.pop_front();
+                    }
+                    self.owed_pongs.push_back(payload.clone());
+                    self.frame_owed_pongs(false);
                 }
                 self.push_event(Event::Ping(payload));
             }
@@ -762,6 +789,7 @@ impl Connection {
                         echo.extend_from_slice(&f.code.0.to_be_bytes());
                     }
                     self.sent_close = true;
+                    self.frame_owed_pongs(true);
                     self.out
                         .push_close_after_data(Bytes::from(echo), &mut *self.rng);
                 }

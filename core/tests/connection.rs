@@ -537,6 +537,44 @@ fn ping_is_answered_with_the_same_payload() {
     }
 }
 
+/// A peer that floods pings while never reading its socket cannot grow the
+/// transmit queue without bound: past the high-water mark only the latest
+/// pings are answered, and those answers still go out before a close.
+#[test]
+fn ping_flood_is_answered_within_bounds() {
+    for role in ROLES {
+        let now = Instant::now();
+        let config = Config {
+            write_high_water: 4096,
+            write_low_water: 1024,
+            ..config()
+        };
+        let mut c = conn_at(role, config, now);
+        for i in 0..10_000u32 {
+            let payload = format!("{i:0>100}");
+            c.handle_read(&Raw::to(role, PING, payload).encode(), now);
+            while c.poll_event().is_some() {}
+        }
+        // 4096 framed bytes at most before the mark, plus 32 owed pongs of
+        // 100 bytes, each with its header.
+        assert!(
+            c.buffered_amount() <= 4096 + 114 + 32 * 102,
+            "{}",
+            c.buffered_amount()
+        );
+        c.close(CloseCode::NORMAL, "").unwrap();
+        let frames = sent_frames(&mut c);
+        let (last, pongs) = frames.split_last().unwrap();
+        assert_eq!(last.opcode, CLOSE, "{role:?}: the close comes last");
+        assert!(pongs.iter().all(|f| f.opcode == PONG));
+        // The newest ping is among those answered.
+        assert_eq!(
+            pongs.last().unwrap().payload,
+            format!("{:0>100}", 9_999).as_bytes()
+        );
+    }
+}
+
 /// A ping between the fragments of a message is answered at once and does
 /// not disturb the message.
 #[test]

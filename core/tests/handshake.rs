@@ -31,7 +31,8 @@ fn client(seed: u64, protocols: &[&str]) -> (ClientHandshake, String) {
         HandshakeLimits::default(),
         &mut rng,
         Instant::now(),
-    );
+    )
+    .expect("valid request");
     (hs, String::from_utf8(bytes).expect("ASCII request"))
 }
 
@@ -141,7 +142,8 @@ fn client_request_extra_headers() {
         HandshakeLimits::default(),
         &mut Xoshiro256::from_seed(3),
         Instant::now(),
-    );
+    )
+    .expect("valid request");
     let text = String::from_utf8(bytes).unwrap();
     assert_eq!(header(&text, "Authorization"), Some("Bearer t0ken"));
 }
@@ -310,7 +312,8 @@ fn client_refuses_oversized_response() {
         limits,
         &mut Xoshiro256::from_seed(1),
         Instant::now(),
-    );
+    )
+    .expect("valid request");
     assert!(hs
         .handle_read(b"HTTP/1.1 101 Switching Protocols\r\nX-Pad: ")
         .unwrap()
@@ -343,7 +346,8 @@ fn client_handshake_timeout() {
         timeout: Duration::from_secs(5),
         ..HandshakeLimits::default()
     };
-    let (hs, _) = ClientHandshake::new(&request(&[]), limits, &mut Xoshiro256::from_seed(1), now);
+    let (hs, _) = ClientHandshake::new(&request(&[]), limits, &mut Xoshiro256::from_seed(1), now)
+        .expect("valid request");
     assert_eq!(hs.poll_timeout(), now + Duration::from_secs(5));
     assert_eq!(hs.handle_timeout(now + Duration::from_millis(4999)), Ok(()));
     assert_eq!(
@@ -637,4 +641,35 @@ fn client_and_server_agree() {
     let (resp, rest) = client.handle_read(&response).unwrap().expect("complete");
     assert_eq!(resp.protocol.as_deref(), Some("v1.proto"));
     assert!(rest.is_empty());
+}
+
+/// Request fields that would break the HTTP head are refused, not written.
+#[test]
+fn client_request_fields_cannot_inject_headers() {
+    let limits = HandshakeLimits::default;
+    let mut rng = Xoshiro256::from_seed(9);
+    let now = Instant::now();
+    let mut bad = vec![];
+    let mut r = request(&[]);
+    r.host = "example.com\r\nX-Evil: 1".into();
+    bad.push(r);
+    let mut r = request(&[]);
+    r.path = "/a\r\nX-Evil: 1".into();
+    bad.push(r);
+    let mut r = request(&[]);
+    r.path = "no-slash".into();
+    bad.push(r);
+    let mut r = request(&[]);
+    r.origin = Some("http://a\nX: y".into());
+    bad.push(r);
+    let mut r = request(&[]);
+    r.protocols = vec!["chat, evil".into()];
+    bad.push(r);
+    for r in bad {
+        let err = ClientHandshake::new(&r, limits(), &mut rng, now).unwrap_err();
+        assert!(
+            matches!(err, HandshakeError::Malformed(_)),
+            "{r:?}: {err:?}"
+        );
+    }
 }

@@ -82,13 +82,32 @@ pub struct ClientHandshake {
 
 impl ClientHandshake {
     /// Starts a handshake at `now`: returns the state and the request bytes
-    /// to write.
+    /// to write. Fails if a request field would break the HTTP head (a
+    /// control character such as CR or LF, or an invalid subprotocol token).
     pub fn new(
         request: &ClientRequest,
         limits: HandshakeLimits,
         rng: &mut dyn RandomSource,
         now: Instant,
-    ) -> (Self, Vec<u8>) {
+    ) -> Result<(Self, Vec<u8>), HandshakeError> {
+        check_field("host", &request.host)?;
+        check_field("path", &request.path)?;
+        if !request.path.starts_with('/') || request.path.contains(' ') {
+            return Err(HandshakeError::Malformed(format!(
+                "path {:?}",
+                request.path
+            )));
+        }
+        if let Some(origin) = &request.origin {
+            check_field("origin", origin)?;
+        }
+        for p in &request.protocols {
+            if p.is_empty() || !p.bytes().all(is_token_byte) {
+                return Err(HandshakeError::Malformed(format!(
+                    "subprotocol {p:?} is not a token"
+                )));
+            }
+        }
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce);
         let key = BASE64.encode(nonce);
@@ -122,7 +141,7 @@ impl ClientHandshake {
             deadline,
             buf: Vec::new(),
         };
-        (state, out)
+        Ok((state, out))
     }
 
     /// When the handshake times out.
@@ -198,4 +217,17 @@ impl ClientHandshake {
         self.buf = Vec::new();
         Ok(Some((ClientResponse { response, protocol }, rest)))
     }
+}
+
+/// Rejects values that would end the header line or the head early.
+fn check_field(name: &str, value: &str) -> Result<(), HandshakeError> {
+    if value.is_empty() || value.bytes().any(|b| b.is_ascii_control()) {
+        return Err(HandshakeError::Malformed(format!("{name} {value:?}")));
+    }
+    Ok(())
+}
+
+/// RFC 7230 `tchar`, the characters of a subprotocol name.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

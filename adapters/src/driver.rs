@@ -120,9 +120,9 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             loop {
                 while self.conn.poll_event().is_some() {}
                 if self.transport_done {
-                    return Poll::Ready(match self.error.take() {
-                        Some(Error::Io(e)) => Err(Error::Io(e)),
-                        _ => Ok(()),
+                    return Poll::Ready(match self.transport_error() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
                     });
                 }
                 if !self.drive(Side::Read) {
@@ -208,12 +208,13 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
 
         // Close the transport once the core is done with it.
-        if self.conn.is_finished() && !self.conn.has_transmit() {
-            if self.io.poll_shutdown(&mut cx).is_ready() {
-                // A failed shutdown changes nothing: the connection is over.
-                self.transport_done = true;
-                return true;
-            }
+        // A failed shutdown changes nothing: the connection is over.
+        if self.conn.is_finished()
+            && !self.conn.has_transmit()
+            && self.io.poll_shutdown(&mut cx).is_ready()
+        {
+            self.transport_done = true;
+            return true;
         }
 
         // Timers.
@@ -294,11 +295,19 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
     }
 
-    fn closed_error(&mut self) -> Error {
-        match self.error.take() {
-            Some(Error::Io(e)) => Error::Io(e),
-            _ => Error::Ws(tether_core::Error::Closed),
+    /// A copy of the transport's failure, for a sender or closer: the
+    /// original stays for the stream, so that a reader (maybe another task,
+    /// after `split`) never mistakes a failed connection for a clean end.
+    fn transport_error(&self) -> Option<Error> {
+        match &self.error {
+            Some(Error::Io(e)) => Some(Error::Io(io::Error::new(e.kind(), e.to_string()))),
+            _ => None,
         }
+    }
+
+    fn closed_error(&self) -> Error {
+        self.transport_error()
+            .unwrap_or(Error::Ws(tether_core::Error::Closed))
     }
 
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -337,9 +346,9 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         self.wakers.write.register(cx.waker());
         loop {
             if self.transport_done {
-                return Poll::Ready(match self.error.take() {
-                    Some(Error::Io(e)) => Err(Error::Io(e)),
-                    _ => Ok(()),
+                return Poll::Ready(match self.transport_error() {
+                    Some(e) => Err(e),
+                    None => Ok(()),
                 });
             }
             if !self.drive(Side::Write) {

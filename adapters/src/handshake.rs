@@ -33,6 +33,10 @@ pub struct ClientOptions {
     pub headers: http::HeaderMap,
     /// Socket options, applied by `connect`.
     pub socket: crate::SocketOptions,
+    /// permessage-deflate offers, most preferred first (empty: no
+    /// compression). One offer with the default settings by default.
+    #[cfg(feature = "deflate")]
+    pub deflate: Vec<tether_core::DeflateConfig>,
 }
 
 impl Default for ClientOptions {
@@ -44,22 +48,40 @@ impl Default for ClientOptions {
             protocols: Vec::new(),
             headers: http::HeaderMap::new(),
             socket: crate::SocketOptions::default(),
+            #[cfg(feature = "deflate")]
+            deflate: vec![tether_core::DeflateConfig::default()],
         }
     }
 }
 
 /// Settings for a server connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The connection's limits and timers.
     pub config: Config,
     /// Handshake size and time bounds.
     pub limits: HandshakeLimits,
+    /// permessage-deflate settings when a client offers it (`None`:
+    /// never compress). On with the default settings by default.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<tether_core::DeflateConfig>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            limits: HandshakeLimits::default(),
+            #[cfg(feature = "deflate")]
+            deflate: Some(tether_core::DeflateConfig::default()),
+        }
+    }
 }
 
 /// The application's answer to an upgrade request: accept (subprotocol,
-/// extra headers) or reject with any response.
-pub type Decision = Result<Accept, http::Response<Bytes>>;
+/// extra headers) or reject with any response (boxed: a response is large
+/// next to an `Accept`).
+pub type Decision = Result<Accept, Box<http::Response<Bytes>>>;
 
 /// A random source seeded by the operating system.
 pub fn os_rng() -> Box<dyn RandomSource> {
@@ -132,6 +154,8 @@ pub(crate) async fn client<S: Transport, R: Runtime>(
     })
     .await??;
     let conn = Connection::new(Role::Client, options.config.clone(), rng, Instant::now());
+    #[cfg(feature = "deflate")]
+    let conn = conn.with_deflate(response.deflate);
     let mut ws = WebSocket::from_parts(io, conn, response.protocol);
     if !rest.is_empty() {
         ws.feed_initial(&rest);
@@ -145,7 +169,10 @@ pub(crate) async fn server<S: Transport, R: Runtime>(
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S, R>, Error> {
-    let mut hs = ServerHandshake::new(options.limits.clone(), Instant::now());
+    let hs = ServerHandshake::new(options.limits.clone(), Instant::now());
+    #[cfg(feature = "deflate")]
+    let hs = hs.with_deflate(options.deflate.clone());
+    let mut hs = hs;
     let deadline = hs.poll_timeout();
     let outcome = before::<R, _>(deadline, async {
         let mut buf = vec![0u8; 4096];
@@ -195,6 +222,8 @@ pub(crate) async fn server<S: Transport, R: Runtime>(
         os_rng(),
         Instant::now(),
     );
+    #[cfg(feature = "deflate")]
+    let conn = conn.with_deflate(hs.deflate_params());
     let mut ws = WebSocket::from_parts(io, conn, protocol);
     if !rest.is_empty() {
         ws.feed_initial(&rest);

@@ -49,6 +49,8 @@ pub use transport::{Runtime, Transport};
 
 pub use tether_core as core;
 pub use tether_core::handshake::{Accept, ClientRequest, HandshakeLimits};
+#[cfg(feature = "deflate")]
+pub use tether_core::DeflateConfig;
 pub use tether_core::{
     http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, Role, State, Text,
 };
@@ -56,6 +58,8 @@ pub use tether_core::{
 /// The request for `url` with the options' origin, subprotocols and headers.
 fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, Error> {
     let mut request = ClientRequest::from_url(url)?;
+    #[cfg(feature = "deflate")]
+    request.deflate.clone_from(&options.deflate);
     request.origin.clone_from(&options.origin);
     request.protocols.clone_from(&options.protocols);
     request.headers.clone_from(&options.headers);
@@ -71,3 +75,8 @@ fn host_port(request: &ClientRequest) -> Result<String, Error> {
     let port = authority.port_u16().unwrap_or(80);
     Ok(format!("{}:{port}", authority.host()))
 }
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

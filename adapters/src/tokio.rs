@@ -12,8 +12,9 @@
 //!         let ws = accept(stream).await?;
 //!         let (mut tx, rx) = ws.split();
 //!         // Echo: forward every data message back, flushing in batches.
-//!         let mut data = rx.filter_map(|m| async { match m { Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(Ok(m)), Ok(_) => None, Err(e) => Some(Err(e)) } });
-//!         tx.send_all(&mut data).await
+//!         let data = rx.filter_map(|m| async { match m { Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(Ok(m)), Ok(_) => None, Err(e) => Some(Err(e)) } });
+//!         // `send_all` wants an `Unpin` stream; the async filter is not.
+//!         tx.send_all(&mut std::pin::pin!(data)).await
 //!     });
 //! }
 //! # }

@@ -100,6 +100,7 @@ pub async fn echo<S: Transport, R: Runtime>(mut ws: WebSocket<S, R>) {
             }
             // Pings are answered by the core; a protocol error has queued
             // its close frame and the stream ends after it.
+            Some(Err(e)) if std::env::var_os("TESTEE_DEBUG").is_some() => eprintln!("testee: {e}"),
             Some(_) => {}
             None => return,
         }

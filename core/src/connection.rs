@@ -14,6 +14,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
 use crate::config::Config;
+#[cfg(feature = "deflate")]
+use crate::deflate::{Compressor, Decompressor, DeflateParams};
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, HeaderError, OpCode};
 use crate::keepalive::{Due, Keepalive};
@@ -28,6 +30,15 @@ use crate::utf8::Utf8Validator;
 /// many, only the latest pings are answered (RFC 6455 section 5.5.3 allows
 /// answering just the most recent one).
 const MAX_OWED_PONGS: usize = 32;
+
+/// RSV1 in the low three bits of a header's RSV field: a compressed message.
+#[cfg(feature = "deflate")]
+const RSV1: u8 = 0b100;
+
+/// Inflated bytes produced per step, so a compressed message grows its
+/// buffer (and checks its limit) a little at a time.
+#[cfg(feature = "deflate")]
+const INFLATE_STEP: usize = 64 << 10;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +113,10 @@ struct InFrame {
 struct InMessage {
     kind: DataKind,
     data: BytesMut,
+    /// Bytes on the wire so far.
     size: u64,
+    /// RSV1 was set on the first frame: the payload is deflated.
+    compressed: bool,
 }
 
 /// The protocol state machine of one WebSocket connection.
@@ -140,8 +154,13 @@ pub struct Connection {
     out: Outbox,
     /// Pongs to send, framed once the transmit queue has room.
     owed_pongs: VecDeque<Bytes>,
-    sending: Option<DataKind>,
+    /// Kind of the streamed message being sent, and whether it is compressed.
+    sending: Option<(DataKind, bool)>,
     write_blocked: bool,
+    #[cfg(feature = "deflate")]
+    compressor: Option<Compressor>,
+    #[cfg(feature = "deflate")]
+    decompressor: Option<Decompressor>,
 
     sent_close: bool,
     received_close: bool,
@@ -187,6 +206,10 @@ impl Connection {
             owed_pongs: VecDeque::new(),
             sending: None,
             write_blocked: false,
+            #[cfg(feature = "deflate")]
+            compressor: None,
+            #[cfg(feature = "deflate")]
+            decompressor: None,
             sent_close: false,
             received_close: false,
             failed: false,
@@ -198,6 +221,23 @@ impl Connection {
             keepalive,
             config,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters the handshake
+    /// agreed on (`None` leaves it off).
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, params: Option<DeflateParams>) -> Self {
+        self.compressor = params.clone().map(Compressor::new);
+        self.decompressor = params.map(Decompressor::new);
+        self
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn is_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.decompressor.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
     }
 
     // ---- getters ----
@@ -349,7 +389,7 @@ impl Connection {
                 self.keepalive.ping_sent(payload, now);
                 let payload = Bytes::copy_from_slice(&payload);
                 self.out
-                    .push_frame(true, OpCode::Ping, &payload, &mut *self.rng);
+                    .push_frame(true, 0, OpCode::Ping, &payload, &mut *self.rng);
             }
             Due::TimedOut => {
                 self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
@@ -365,8 +405,8 @@ impl Connection {
     /// close handshake after the data queued before it.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         match message {
-            Message::Text(t) => self.send_data(OpCode::Text, t.into_bytes()),
-            Message::Binary(b) => self.send_data(OpCode::Binary, b),
+            Message::Text(t) => self.send_data(OpCode::Text, t.into_bytes(), true),
+            Message::Binary(b) => self.send_data(OpCode::Binary, b, true),
             Message::Ping(p) => self.send_control(OpCode::Ping, p),
             Message::Pong(p) => self.send_control(OpCode::Pong, p),
             Message::Close(frame) => match frame {
@@ -376,21 +416,55 @@ impl Connection {
         }
     }
 
-    fn send_data(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+    fn send_data(&mut self, opcode: OpCode, payload: Bytes, compress: bool) -> Result<(), Error> {
         if self.sent_close || self.failed || self.eof {
             return Err(Error::Closed);
         }
         if self.sending.is_some() {
             return Err(Error::ChunkOutOfOrder);
         }
+        let (rsv, payload) = self.maybe_compress(payload, compress, true, true);
         self.out.push_data(
             opcode,
+            rsv,
             payload,
             true,
             self.config.fragment_size,
             &mut *self.rng,
         );
         Ok(())
+    }
+
+    /// Queues a text or binary message without compressing it, even when
+    /// permessage-deflate is on (already-compressed data, say).
+    pub fn send_uncompressed(&mut self, message: Message) -> Result<(), Error> {
+        match message {
+            Message::Text(t) => self.send_data(OpCode::Text, t.into_bytes(), false),
+            Message::Binary(b) => self.send_data(OpCode::Binary, b, false),
+            other => self.send(other),
+        }
+    }
+
+    /// Deflates `payload` when compression is on and wanted: returns the RSV
+    /// bits for the message's first frame and the bytes to send. A whole
+    /// message below the threshold goes out as it is.
+    #[allow(unused_variables)]
+    fn maybe_compress(
+        &mut self,
+        payload: Bytes,
+        wanted: bool,
+        whole: bool,
+        end: bool,
+    ) -> (u8, Bytes) {
+        #[cfg(feature = "deflate")]
+        if let Some(c) = self.compressor.as_mut().filter(|_| wanted) {
+            if !whole || payload.len() >= c.threshold() {
+                let mut out = Vec::with_capacity(payload.len() / 2 + 16);
+                c.compress(&payload, &mut out, end);
+                return (RSV1, Bytes::from(out));
+            }
+        }
+        (0, payload)
     }
 
     /// Queues one chunk of a message streamed out piece by piece. The first
@@ -400,17 +474,31 @@ impl Connection {
         if self.sent_close || self.failed || self.eof {
             return Err(Error::Closed);
         }
-        let opcode = match self.sending {
+        let (opcode, compress) = match self.sending {
             None => match kind {
-                DataKind::Text => OpCode::Text,
-                DataKind::Binary => OpCode::Binary,
+                DataKind::Text => (OpCode::Text, self.is_compressed()),
+                DataKind::Binary => (OpCode::Binary, self.is_compressed()),
             },
-            Some(k) if k == kind => OpCode::Continuation,
+            Some((k, compressed)) if k == kind => (OpCode::Continuation, compressed),
             Some(_) => return Err(Error::ChunkOutOfOrder),
         };
-        self.sending = if fin { None } else { Some(kind) };
-        self.out
-            .push_data(opcode, data, fin, self.config.fragment_size, &mut *self.rng);
+        self.sending = if fin { None } else { Some((kind, compress)) };
+        // Each chunk is deflated on its own with a sync flush, so the
+        // message is compressed piece by piece as it is produced.
+        let (rsv, data) = self.maybe_compress(data, compress, false, fin);
+        let rsv = if opcode == OpCode::Continuation {
+            0
+        } else {
+            rsv
+        };
+        self.out.push_data(
+            opcode,
+            rsv,
+            data,
+            fin,
+            self.config.fragment_size,
+            &mut *self.rng,
+        );
         Ok(())
     }
 
@@ -421,7 +509,8 @@ impl Connection {
         if payload.len() > 125 {
             return Err(Error::ControlPayloadTooLong(payload.len()));
         }
-        self.out.push_frame(true, opcode, &payload, &mut *self.rng);
+        self.out
+            .push_frame(true, 0, opcode, &payload, &mut *self.rng);
         Ok(())
     }
 
@@ -545,7 +634,8 @@ impl Connection {
             let Some(p) = self.owed_pongs.pop_front() else {
                 return;
             };
-            self.out.push_frame(true, OpCode::Pong, &p, &mut *self.rng);
+            self.out
+                .push_frame(true, 0, OpCode::Pong, &p, &mut *self.rng);
         }
     }
 
@@ -631,6 +721,11 @@ impl Connection {
                 self.frame = None;
             }
             let message = self.message.as_mut().expect("data frame without a message");
+            #[cfg(feature = "deflate")]
+            if message.compressed {
+                self.inflate_payload(&chunk, fin)?;
+                continue;
+            }
             if message.kind == DataKind::Text {
                 self.utf8
                     .feed(&chunk)
@@ -668,6 +763,95 @@ impl Connection {
         Ok(())
     }
 
+    /// Inflates a piece of a compressed message in bounded steps: into the
+    /// message (checking the size limit after every step, so a bomb stops
+    /// at the limit) or into chunk events.
+    #[cfg(feature = "deflate")]
+    fn inflate_payload(&mut self, input: &[u8], fin: bool) -> Result<(), ProtocolError> {
+        self.inflate_piece(input)?;
+        if fin {
+            self.inflate_piece(Decompressor::tail())?;
+            if let Some(d) = self.decompressor.as_mut() {
+                d.end_message();
+            }
+            let m = self.message.take().expect("message");
+            if m.kind == DataKind::Text && !self.utf8.is_complete() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            if self.config.deliver_chunks {
+                self.push_event(Event::Chunk {
+                    kind: m.kind,
+                    data: Bytes::new(),
+                    fin: true,
+                });
+            } else {
+                self.finish_message(m);
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "deflate")]
+    fn inflate_piece(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
+        let limit = self.config.max_message_size;
+        let chunks = self.config.deliver_chunks;
+        loop {
+            let m = self
+                .message
+                .as_mut()
+                .expect("compressed frame without a message");
+            let d = self
+                .decompressor
+                .as_mut()
+                .expect("RSV1 accepted without deflate");
+            if chunks {
+                m.data.clear();
+            }
+            let start = m.data.len();
+            let room = if chunks {
+                INFLATE_STEP
+            } else {
+                // One byte past the limit is enough to know it was passed.
+                INFLATE_STEP.min(limit + 1 - start.min(limit))
+            };
+            m.data.resize(start + room, 0);
+            let inflated = d.inflate(input, &mut m.data[start..]);
+            let (used, wrote) = match inflated {
+                Ok(v) => v,
+                Err(_) => {
+                    m.data.truncate(start);
+                    return Err(ProtocolError::InvalidCompressedData);
+                }
+            };
+            m.data.truncate(start + wrote);
+            input = &input[used..];
+            if !chunks && m.data.len() > limit {
+                return Err(ProtocolError::MessageTooLarge {
+                    size: m.data.len() as u64,
+                    limit,
+                });
+            }
+            if m.kind == DataKind::Text {
+                self.utf8
+                    .feed(&m.data[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            if chunks && wrote > 0 {
+                let (kind, data) = (m.kind, m.data.split().freeze());
+                self.push_event(Event::Chunk {
+                    kind,
+                    data,
+                    fin: false,
+                });
+            }
+            // Done when the input is used up and zlib had room to spare
+            // (nothing more is pending inside it).
+            if (input.is_empty() && wrote < room) || (used == 0 && wrote == 0) {
+                return Ok(());
+            }
+        }
+    }
+
     fn finish_message(&mut self, m: InMessage) {
         let data = m.data.freeze();
         let msg = match m.kind {
@@ -685,10 +869,15 @@ impl Connection {
             Ok(None) => return Ok(false),
             Err(HeaderError::LengthOverflow) => return Err(ProtocolError::LengthOverflow),
         };
-        if h.rsv != 0 {
+        let opcode = OpCode::from_u8(h.opcode).ok_or(ProtocolError::ReservedOpcode(h.opcode))?;
+        // RSV1 marks a compressed message: only with permessage-deflate,
+        // and only on a message's first frame (RFC 7692 section 6).
+        let compressed = h.rsv == 0b100
+            && self.is_compressed()
+            && matches!(opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv != 0 && !compressed {
             return Err(ProtocolError::ReservedBits(h.rsv));
         }
-        let opcode = OpCode::from_u8(h.opcode).ok_or(ProtocolError::ReservedOpcode(h.opcode))?;
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
@@ -722,13 +911,18 @@ impl Connection {
                         kind,
                         data: BytesMut::new(),
                         size: 0,
+                        compressed,
                     });
                 }
                 (None, Some(_)) => {}
             }
             let m = self.message.as_mut().expect("message");
             m.size += h.payload_len;
-            if !self.config.deliver_chunks && m.size > self.config.max_message_size as u64 {
+            // A compressed message's limit applies to its inflated size.
+            if !self.config.deliver_chunks
+                && !m.compressed
+                && m.size > self.config.max_message_size as u64
+            {
                 return Err(ProtocolError::MessageTooLarge {
                     size: m.size,
                     limit: self.config.max_message_size,
@@ -736,6 +930,7 @@ impl Connection {
             }
             let buffered = (self.rbuf.len() - len) as u64;
             if !self.config.deliver_chunks
+                && !m.compressed
                 && m.data.capacity() == 0
                 && (!h.fin || h.payload_len > buffered)
             {

@@ -30,6 +30,8 @@ pub enum ProtocolError {
     LengthOverflow,
     /// Text (or a close reason) that is not UTF-8.
     InvalidUtf8,
+    /// A compressed message that does not inflate.
+    InvalidCompressedData,
     /// A malformed close frame payload.
     InvalidClosePayload(ClosePayloadError),
     /// A frame larger than `max_frame_size`.
@@ -52,7 +54,9 @@ impl ProtocolError {
     /// The close code this violation is answered with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 | Self::InvalidClosePayload(ClosePayloadError::InvalidReason) => {
+            Self::InvalidUtf8
+            | Self::InvalidCompressedData
+            | Self::InvalidClosePayload(ClosePayloadError::InvalidReason) => {
                 CloseCode::INVALID_PAYLOAD
             }
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
@@ -74,6 +78,7 @@ impl fmt::Display for ProtocolError {
             Self::ExpectedContinuation => f.write_str("new message inside a fragmented message"),
             Self::LengthOverflow => f.write_str("payload length has its top bit set"),
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
+            Self::InvalidCompressedData => f.write_str("compressed message does not inflate"),
             Self::InvalidClosePayload(e) => write!(f, "invalid close frame: {e:?}"),
             Self::FrameTooLarge { size, limit } => {
                 write!(f, "frame of {size} bytes (limit {limit})")

@@ -33,6 +33,8 @@
 mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 mod error;
 pub mod frame;
 pub mod handshake;
@@ -46,6 +48,8 @@ pub mod utf8;
 pub use close::{CloseCode, CloseFrame, ClosePayloadError, MAX_REASON_LEN};
 pub use config::Config;
 pub use connection::{Connection, Event, Role, State};
+#[cfg(feature = "deflate")]
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, ProtocolError};
 pub use message::{DataKind, Message, Text};
 pub use rng::{RandomSource, Xoshiro256};

@@ -22,6 +22,8 @@ const COPY_LIMIT: usize = 4 << 10;
 
 struct Pending {
     opcode: OpCode,
+    /// RSV bits of the message's first frame (RSV1: compressed).
+    rsv: u8,
     payload: Bytes,
     offset: usize,
     fin: bool,
@@ -70,6 +72,7 @@ impl Outbox {
     pub(crate) fn push_frame(
         &mut self,
         fin: bool,
+        rsv: u8,
         opcode: OpCode,
         payload: &Bytes,
         rng: &mut dyn RandomSource,
@@ -77,7 +80,7 @@ impl Outbox {
         let mask = self.mask.then(|| rng.next_u32().to_ne_bytes());
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode: opcode.as_u8(),
             mask,
             payload_len: payload.len() as u64,
@@ -99,21 +102,24 @@ impl Outbox {
     }
 
     /// Queues data behind whatever is pending. `opcode` is `Continuation`
-    /// for a later chunk of a streamed message.
+    /// for a later chunk of a streamed message; `rsv` applies to its first
+    /// frame only.
     pub(crate) fn push_data(
         &mut self,
         opcode: OpCode,
+        rsv: u8,
         payload: Bytes,
         fin: bool,
         fragment: usize,
         rng: &mut dyn RandomSource,
     ) {
         if self.pending.is_empty() && payload.len() <= fragment && self.wire_bytes < fragment {
-            self.push_frame(fin, opcode, &payload, rng);
+            self.push_frame(fin, rsv, opcode, &payload, rng);
         } else {
             self.pending_bytes += payload.len();
             self.pending.push_back(Pending {
                 opcode,
+                rsv,
                 payload,
                 offset: 0,
                 fin,
@@ -124,7 +130,7 @@ impl Outbox {
     /// Queues a close frame after all pending data.
     pub(crate) fn push_close_after_data(&mut self, payload: Bytes, rng: &mut dyn RandomSource) {
         if self.pending.is_empty() {
-            self.push_frame(true, OpCode::Close, &payload, rng);
+            self.push_frame(true, 0, OpCode::Close, &payload, rng);
         } else {
             self.close_after_pending = Some(payload);
         }
@@ -135,16 +141,16 @@ impl Outbox {
         while self.wire_bytes < fragment {
             let Some(p) = self.pending.front_mut() else {
                 if let Some(close) = self.close_after_pending.take() {
-                    self.push_frame(true, OpCode::Close, &close, rng);
+                    self.push_frame(true, 0, OpCode::Close, &close, rng);
                 }
                 return;
             };
             let n = (p.payload.len() - p.offset).min(fragment);
             let piece = p.payload.slice(p.offset..p.offset + n);
-            let opcode = if p.offset == 0 {
-                p.opcode
+            let (opcode, rsv) = if p.offset == 0 {
+                (p.opcode, p.rsv)
             } else {
-                OpCode::Continuation
+                (OpCode::Continuation, 0)
             };
             p.offset += n;
             let done = p.offset == p.payload.len();
@@ -153,7 +159,7 @@ impl Outbox {
                 self.pending.pop_front();
             }
             self.pending_bytes -= n;
-            self.push_frame(fin, opcode, &piece, rng);
+            self.push_frame(fin, rsv, opcode, &piece, rng);
         }
     }
 

@@ -5,7 +5,7 @@
 
 use conformance::{echo, Args};
 use futures_util::StreamExt;
-use tether::{ClientOptions, Message};
+use tether::{ClientOptions, DeflateConfig, Message};
 
 const USAGE: &str = "usage: testee-client --runtime smol|tokio --url ws://HOST:PORT --agent NAME [--ping-interval SECS] [--ping-timeout SECS]";
 
@@ -29,9 +29,25 @@ fn main() {
     }
 }
 
+/// Two deflate offers: with context takeover, then without (the fuzzing
+/// server's cases pick either), both letting the server size our window.
 fn options(args: &Args) -> ClientOptions {
+    let offer = DeflateConfig {
+        max_window_bits: 15,
+        // kosoku mishandles uncompressed messages on a compressed
+        // connection (it hashes them as str), so compress them all.
+        threshold: 0,
+        ..DeflateConfig::default()
+    };
     ClientOptions {
         config: args.config(),
+        deflate: vec![
+            offer.clone(),
+            DeflateConfig {
+                no_context_takeover: true,
+                ..offer
+            },
+        ],
         ..ClientOptions::default()
     }
 }

@@ -4,14 +4,22 @@
 //!  [--ping-interval SECS] [--ping-timeout SECS]`
 
 use conformance::{echo, Args};
-use tether::ServerOptions;
+use tether::{DeflateConfig, ServerOptions};
 
 const USAGE: &str = "usage: testee-server --runtime smol|tokio --addr HOST:PORT [--ping-interval SECS] [--ping-timeout SECS]";
 
 fn main() {
     let args = Args::parse("--addr", USAGE);
+    // Accept deflate with a full window, as most peers expect.
     let options = ServerOptions {
         config: args.config(),
+        deflate: Some(DeflateConfig {
+            max_window_bits: 15,
+            // kosoku mishandles uncompressed messages on a compressed
+            // connection (it hashes them as str), so compress them all.
+            threshold: 0,
+            ..DeflateConfig::default()
+        }),
         ..ServerOptions::default()
     };
     let result = match args.runtime.as_str() {

@@ -28,6 +28,9 @@ pub struct ClientRequest {
     pub protocols: Vec<String>,
     /// Further headers (authentication, cookies).
     pub headers: http::HeaderMap,
+    /// permessage-deflate offers, most preferred first; empty: none.
+    #[cfg(feature = "deflate")]
+    pub deflate: Vec<crate::deflate::DeflateConfig>,
 }
 
 impl ClientRequest {
@@ -68,6 +71,10 @@ pub struct ClientResponse {
     pub response: http::Response<()>,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
+    /// The permessage-deflate parameters agreed on, for
+    /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateParams>,
 }
 
 /// Builds the request and checks the response.
@@ -75,6 +82,8 @@ pub struct ClientResponse {
 pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Vec<crate::deflate::DeflateConfig>,
     limits: HandshakeLimits,
     deadline: Instant,
     buf: Vec<u8>,
@@ -131,12 +140,20 @@ impl ClientHandshake {
             out.extend_from_slice(request.protocols.join(", ").as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        #[cfg(feature = "deflate")]
+        if !request.deflate.is_empty() {
+            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            out.extend_from_slice(crate::deflate::client_offer(&request.deflate).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         write_headers(&mut out, &request.headers);
         out.extend_from_slice(b"\r\n");
         let deadline = now + limits.timeout;
         let state = Self {
             key,
             protocols: request.protocols.clone(),
+            #[cfg(feature = "deflate")]
+            deflate: request.deflate.clone(),
             limits,
             deadline,
             buf: Vec::new(),
@@ -203,11 +220,22 @@ impl ClientHandshake {
             [p] if self.protocols.iter().any(|o| o == p) => Some(p.clone()),
             _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
         };
-        // No extension is offered, so none may be accepted.
-        if let Some(ext) = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS))
-            .into_iter()
-            .next()
-        {
+        // Only an extension we offered may be accepted, once.
+        let accepted = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS));
+        #[cfg(feature = "deflate")]
+        let deflate = match accepted.as_slice() {
+            [] => None,
+            [ext] => {
+                let items = crate::deflate::parse_extensions([ext.as_str()]);
+                let params = items
+                    .first()
+                    .and_then(|item| crate::deflate::client_accept(&self.deflate, item));
+                Some(params.ok_or_else(|| HandshakeError::UnexpectedExtension(ext.clone()))?)
+            }
+            _ => return Err(HandshakeError::UnexpectedExtension(accepted.join(", "))),
+        };
+        #[cfg(not(feature = "deflate"))]
+        if let Some(ext) = accepted.into_iter().next() {
             return Err(HandshakeError::UnexpectedExtension(ext));
         }
         let mut response = http::Response::new(());
@@ -215,7 +243,15 @@ impl ClientHandshake {
         *response.headers_mut() = map;
         let rest = Bytes::copy_from_slice(&self.buf[head_len..]);
         self.buf = Vec::new();
-        Ok(Some((ClientResponse { response, protocol }, rest)))
+        Ok(Some((
+            ClientResponse {
+                response,
+                protocol,
+                #[cfg(feature = "deflate")]
+                deflate,
+            },
+            rest,
+        )))
     }
 }
 

@@ -35,6 +35,11 @@ pub struct ServerHandshake {
     buf: Vec<u8>,
     key: Option<String>,
     offered: Vec<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateConfig>,
+    /// Agreed parameters and the response element.
+    #[cfg(feature = "deflate")]
+    negotiated: Option<(crate::deflate::DeflateParams, String)>,
 }
 
 impl ServerHandshake {
@@ -47,7 +52,25 @@ impl ServerHandshake {
             buf: Vec::new(),
             key: None,
             offered: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            #[cfg(feature = "deflate")]
+            negotiated: None,
         }
+    }
+
+    /// Accepts permessage-deflate offers with these settings.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, config: Option<crate::deflate::DeflateConfig>) -> Self {
+        self.deflate = config;
+        self
+    }
+
+    /// The permessage-deflate parameters agreed on, once the request is
+    /// parsed, for [`Connection::with_deflate`](crate::Connection::with_deflate).
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<crate::deflate::DeflateParams> {
+        self.negotiated.as_ref().map(|(p, _)| p.clone())
     }
 
     /// When the handshake times out.
@@ -123,6 +146,15 @@ impl ServerHandshake {
             .body(())
             .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
         self.offered = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
+        #[cfg(feature = "deflate")]
+        if let Some(cfg) = &self.deflate {
+            let values = map
+                .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            self.negotiated =
+                crate::deflate::server_accept(cfg, &crate::deflate::parse_extensions(values));
+        }
         *request.headers_mut() = map;
         self.key = Some(key);
         self.buf.drain(..head_len);
@@ -155,6 +187,12 @@ impl ServerHandshake {
         if let Some(p) = &accept.protocol {
             out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
             out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        #[cfg(feature = "deflate")]
+        if let Some((_, response)) = &self.negotiated {
+            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            out.extend_from_slice(response.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         write_headers(&mut out, &accept.headers);

@@ -1,0 +1,235 @@
+//! What each runtime provides to the shared scenarios, and how a scenario
+//! is run: on its own thread, under a deadline, so that a hang fails the
+//! test instead of stalling the suite.
+//!
+//! A runtime joins the suite by implementing [`Rt`] (a dozen lines of
+//! delegation) and adding one `runtime_suite!` line in `main.rs`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tether::{http, ClientOptions, Decision, Error, Runtime, ServerOptions, Transport};
+
+/// How long any scenario may take, in debug builds too, before it is
+/// declared hung. Generous: it bounds a hang, it is not a speed check.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection on runtime `R`.
+pub type Ws<R> = tether::WebSocket<<R as Rt>::Io, <R as Rt>::Timer>;
+
+/// A spawned task; awaiting it gives its output or resumes its panic.
+pub type Task<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// One async runtime, as the scenarios use it.
+pub trait Rt: Sized + 'static {
+    /// The transport tether's driver runs over.
+    type Io: Transport + Send + 'static;
+    /// tether's timer for this runtime.
+    type Timer: Runtime;
+    /// A bound TCP listener.
+    type Listener: Send + Sync + 'static;
+    /// An accepted TCP stream, before the WebSocket handshake.
+    type Tcp: Send + 'static;
+
+    /// Runs `fut` to completion on a fresh runtime (or the runtime's
+    /// global one), with [`spawn`](Self::spawn) available inside.
+    fn block_on<T>(fut: impl Future<Output = T>) -> T;
+    /// Runs `fut` as a separate task.
+    fn spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Task<T>;
+    /// The runtime's sleep.
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Binds a listener on 127.0.0.1 with an ephemeral port.
+    fn listen() -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    /// Accepts one TCP connection.
+    fn accept_tcp(listener: &Self::Listener) -> impl Future<Output = Self::Tcp> + Send;
+    /// The adapter's `accept` (default options, accept everything).
+    fn accept(tcp: Self::Tcp) -> impl Future<Output = Result<Ws<Self>, Error>> + Send;
+    /// The adapter's `accept_with`.
+    fn accept_with<F>(
+        tcp: Self::Tcp,
+        options: ServerOptions,
+        decide: F,
+    ) -> impl Future<Output = Result<Ws<Self>, Error>> + Send
+    where
+        F: FnOnce(&http::Request<()>) -> Decision + Send + 'static;
+    /// The adapter's `connect` (default options).
+    fn connect(url: &str) -> impl Future<Output = Result<Ws<Self>, Error>> + Send;
+    /// The adapter's `connect_with`.
+    fn connect_with(
+        url: &str,
+        options: ClientOptions,
+    ) -> impl Future<Output = Result<Ws<Self>, Error>> + Send;
+}
+
+/// Runs one scenario on runtime `R`, on a thread of its own, failing the
+/// test if it panics or does not finish within [`SCENARIO_TIMEOUT`].
+pub fn run<R, F, Fut>(name: &str, scenario: F)
+where
+    R: Rt,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker = thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            R::block_on(scenario());
+            // The receiver may have given up already.
+            let _ = done_tx.send(());
+        })
+        .expect("spawn scenario thread");
+    match done_rx.recv_timeout(SCENARIO_TIMEOUT) {
+        Ok(()) => worker.join().expect("scenario thread"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            // The thread ended without reporting: it panicked.
+            Err(panic) => resume_unwind(panic),
+            Ok(()) => unreachable!("the scenario thread reports before it ends"),
+        },
+        // The hung thread is left behind; the test binary exits anyway.
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: no result after {SCENARIO_TIMEOUT:?}, the scenario hangs")
+        }
+    }
+}
+
+/// Wraps a spawned future so that its panic reaches whoever awaits it,
+/// whatever the executor does with panics.
+fn catching<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = std::thread::Result<T>> + Send + 'static {
+    AssertUnwindSafe(fut).catch_unwind()
+}
+
+#[cfg(feature = "smol")]
+mod smol_rt {
+    use super::*;
+    use smol::net::{TcpListener, TcpStream};
+
+    /// smol: `smol::block_on` with tasks on smol's global executor.
+    pub struct SmolRt;
+
+    impl Rt for SmolRt {
+        type Io = tether::smol::Io<TcpStream>;
+        type Timer = tether::smol::Smol;
+        type Listener = TcpListener;
+        type Tcp = TcpStream;
+
+        fn block_on<T>(fut: impl Future<Output = T>) -> T {
+            smol::block_on(fut)
+        }
+        fn spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Task<T> {
+            let task = smol::spawn(catching(fut));
+            Box::pin(async move { task.await.unwrap_or_else(|panic| resume_unwind(panic)) })
+        }
+        async fn sleep(d: Duration) {
+            smol::Timer::after(d).await;
+        }
+        async fn listen() -> (TcpListener, SocketAddr) {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            let addr = listener.local_addr().expect("local_addr");
+            (listener, addr)
+        }
+        async fn accept_tcp(listener: &TcpListener) -> TcpStream {
+            listener.accept().await.expect("accept TCP").0
+        }
+        async fn accept(tcp: TcpStream) -> Result<Ws<Self>, Error> {
+            tether::smol::accept(tcp).await
+        }
+        async fn accept_with<F>(
+            tcp: TcpStream,
+            options: ServerOptions,
+            decide: F,
+        ) -> Result<Ws<Self>, Error>
+        where
+            F: FnOnce(&http::Request<()>) -> Decision + Send + 'static,
+        {
+            tether::smol::accept_with(tcp, &options, decide).await
+        }
+        async fn connect(url: &str) -> Result<Ws<Self>, Error> {
+            tether::smol::connect(url).await
+        }
+        async fn connect_with(url: &str, options: ClientOptions) -> Result<Ws<Self>, Error> {
+            tether::smol::connect_with(url, options).await
+        }
+    }
+}
+#[cfg(feature = "smol")]
+pub use smol_rt::SmolRt;
+
+#[cfg(feature = "tokio")]
+mod tokio_rt {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// tokio: a multi-threaded runtime per scenario, so the halves of a
+    /// split connection really run on different threads.
+    pub struct TokioRt;
+
+    impl Rt for TokioRt {
+        type Io = tether::tokio::Io<TcpStream>;
+        type Timer = tether::tokio::Tokio;
+        type Listener = TcpListener;
+        type Tcp = TcpStream;
+
+        fn block_on<T>(fut: impl Future<Output = T>) -> T {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(fut)
+        }
+        fn spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Task<T> {
+            let task = tokio::spawn(catching(fut));
+            Box::pin(async move {
+                match task.await {
+                    Ok(out) => out.unwrap_or_else(|panic| resume_unwind(panic)),
+                    Err(e) => panic!("task did not finish: {e}"),
+                }
+            })
+        }
+        async fn sleep(d: Duration) {
+            tokio::time::sleep(d).await;
+        }
+        async fn listen() -> (TcpListener, SocketAddr) {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            let addr = listener.local_addr().expect("local_addr");
+            (listener, addr)
+        }
+        async fn accept_tcp(listener: &TcpListener) -> TcpStream {
+            listener.accept().await.expect("accept TCP").0
+        }
+        async fn accept(tcp: TcpStream) -> Result<Ws<Self>, Error> {
+            tether::tokio::accept(tcp).await
+        }
+        async fn accept_with<F>(
+            tcp: TcpStream,
+            options: ServerOptions,
+            decide: F,
+        ) -> Result<Ws<Self>, Error>
+        where
+            F: FnOnce(&http::Request<()>) -> Decision + Send + 'static,
+        {
+            tether::tokio::accept_with(tcp, &options, decide).await
+        }
+        async fn connect(url: &str) -> Result<Ws<Self>, Error> {
+            tether::tokio::connect(url).await
+        }
+        async fn connect_with(url: &str, options: ClientOptions) -> Result<Ws<Self>, Error> {
+            tether::tokio::connect_with(url, options).await
+        }
+    }
+}
+#[cfg(feature = "tokio")]
+pub use tokio_rt::TokioRt;

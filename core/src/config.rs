@@ -43,6 +43,10 @@ pub struct Config {
     /// After sending a close frame, how long to wait for the peer's close
     /// (and, as a client, for the server to end TCP) before dropping TCP.
     pub close_timeout: Duration,
+    /// Close with 1001 after this long without any byte from the peer
+    /// (keepalive pongs count, so with keepalive on this only fires when
+    /// the peer stops answering but keeps TCP up); `None` never does.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(20)),
             ping_timeout: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         }
     }
 }

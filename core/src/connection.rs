@@ -40,6 +40,11 @@ const RSV1: u8 = 0b100;
 #[cfg(feature = "deflate")]
 const INFLATE_STEP: usize = 64 << 10;
 
+/// Compressed input inflated at a time when delivering chunks: at most
+/// about 4 MiB of output, queued before the inbound limit is checked again.
+#[cfg(feature = "deflate")]
+const COMPRESSED_PIECE: usize = 4 << 10;
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -117,6 +122,8 @@ struct InMessage {
     size: u64,
     /// RSV1 was set on the first frame: the payload is deflated.
     compressed: bool,
+    /// Delivered as chunks (the setting when the message began).
+    chunked: bool,
 }
 
 /// The protocol state machine of one WebSocket connection.
@@ -172,6 +179,8 @@ pub struct Connection {
     draining: bool,
     eof: bool,
     close_deadline: Option<Instant>,
+    /// When bytes last arrived, for the idle timeout.
+    last_input: Instant,
     close_timed_out: bool,
     keepalive: Keepalive,
 }
@@ -217,6 +226,7 @@ impl Connection {
             draining: false,
             eof: false,
             close_deadline: None,
+            last_input: now,
             close_timed_out: false,
             keepalive,
             config,
@@ -250,6 +260,12 @@ impl Connection {
     /// The connection's settings.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Switches between whole messages and [`Event::Chunk`]s, from the
+    /// next message on (a message under way keeps its mode).
+    pub fn set_deliver_chunks(&mut self, on: bool) {
+        self.config.deliver_chunks = on;
     }
 
     /// Open, closing or closed.
@@ -332,6 +348,9 @@ impl Connection {
         );
         self.rbuf.truncate(base + n);
         self.now = now;
+        if n > 0 {
+            self.last_input = now;
+        }
         self.process()
     }
 
@@ -342,6 +361,9 @@ impl Connection {
         }
         self.rbuf.extend_from_slice(data);
         self.now = now;
+        if !data.is_empty() {
+            self.last_input = now;
+        }
         self.process()
     }
 
@@ -381,6 +403,13 @@ impl Connection {
         }
         if self.sent_close || self.received_close || self.failed {
             return;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if now >= self.last_input + idle {
+                // Nothing arrived for too long (pongs count): close politely.
+                let _ = self.close(CloseCode::GOING_AWAY, "idle timeout");
+                return;
+            }
         }
         match self.keepalive.poll(now, self.inbound_full()) {
             Due::Nothing => {}
@@ -648,7 +677,11 @@ impl Connection {
         if self.sent_close || self.received_close || self.failed {
             return self.close_deadline;
         }
-        self.keepalive.deadline()
+        let idle = self.config.idle_timeout.map(|t| self.last_input + t);
+        match (self.keepalive.deadline(), idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- parsing ----
@@ -706,7 +739,19 @@ impl Connection {
                 self.handle_control(opcode, payload.freeze())?;
                 continue;
             }
-            let n = frame.remaining.min(self.rbuf.len() as u64) as usize;
+            #[allow(unused_mut)]
+            let mut n = frame.remaining.min(self.rbuf.len() as u64) as usize;
+            #[cfg(feature = "deflate")]
+            if self
+                .message
+                .as_ref()
+                .is_some_and(|m| m.compressed && m.chunked)
+            {
+                // Deflate expands up to about 1032:1: chunks inflate from a
+                // bounded piece of input at a time, so the inbound limit,
+                // checked between pieces, bounds what they queue.
+                n = n.min(COMPRESSED_PIECE);
+            }
             if n == 0 && frame.remaining > 0 {
                 return Ok(());
             }
@@ -734,7 +779,7 @@ impl Connection {
                     return Err(ProtocolError::InvalidUtf8);
                 }
             }
-            if self.config.deliver_chunks {
+            if message.chunked {
                 let kind = message.kind;
                 if fin {
                     self.message = None;
@@ -778,7 +823,7 @@ impl Connection {
             if m.kind == DataKind::Text && !self.utf8.is_complete() {
                 return Err(ProtocolError::InvalidUtf8);
             }
-            if self.config.deliver_chunks {
+            if m.chunked {
                 self.push_event(Event::Chunk {
                     kind: m.kind,
                     data: Bytes::new(),
@@ -794,7 +839,11 @@ impl Connection {
     #[cfg(feature = "deflate")]
     fn inflate_piece(&mut self, mut input: &[u8]) -> Result<(), ProtocolError> {
         let limit = self.config.max_message_size;
-        let chunks = self.config.deliver_chunks;
+        let chunks = self.message.as_ref().is_some_and(|m| m.chunked);
+        // Output room of the first step follows the input, so that a tiny
+        // frame does not zero a whole step; later steps (zlib had more) are
+        // full ones.
+        let mut step = input.len().saturating_mul(4).clamp(256, INFLATE_STEP);
         loop {
             let m = self
                 .message
@@ -809,10 +858,10 @@ impl Connection {
             }
             let start = m.data.len();
             let room = if chunks {
-                INFLATE_STEP
+                step
             } else {
                 // One byte past the limit is enough to know it was passed.
-                INFLATE_STEP.min(limit + 1 - start.min(limit))
+                step.min((limit - start.min(limit)).saturating_add(1))
             };
             m.data.resize(start + room, 0);
             let inflated = d.inflate(input, &mut m.data[start..]);
@@ -849,6 +898,7 @@ impl Connection {
             if (input.is_empty() && wrote < room) || (used == 0 && wrote == 0) {
                 return Ok(());
             }
+            step = INFLATE_STEP;
         }
     }
 
@@ -912,6 +962,7 @@ impl Connection {
                         data: BytesMut::new(),
                         size: 0,
                         compressed,
+                        chunked: self.config.deliver_chunks,
                     });
                 }
                 (None, Some(_)) => {}
@@ -919,17 +970,14 @@ impl Connection {
             let m = self.message.as_mut().expect("message");
             m.size += h.payload_len;
             // A compressed message's limit applies to its inflated size.
-            if !self.config.deliver_chunks
-                && !m.compressed
-                && m.size > self.config.max_message_size as u64
-            {
+            if !m.chunked && !m.compressed && m.size > self.config.max_message_size as u64 {
                 return Err(ProtocolError::MessageTooLarge {
                     size: m.size,
                     limit: self.config.max_message_size,
                 });
             }
             let buffered = (self.rbuf.len() - len) as u64;
-            if !self.config.deliver_chunks
+            if !m.chunked
                 && !m.compressed
                 && m.data.capacity() == 0
                 && (!h.fin || h.payload_len > buffered)

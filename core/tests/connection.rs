@@ -1486,3 +1486,26 @@ fn eof_after_held_back_input_with_a_cut_frame() {
         [text("a"), text("b"), Event::Error(Error::AbnormalClosure)]
     );
 }
+
+/// With an idle timeout, a connection that receives nothing for that long
+/// starts the close handshake with 1001; any input postpones it.
+#[test]
+fn idle_timeout_closes_with_1001() {
+    for role in ROLES {
+        let t = Instant::now();
+        let config = Config {
+            idle_timeout: Some(Duration::from_secs(5)),
+            ..config()
+        };
+        let mut c = conn_at(role, config, t);
+        assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(5)));
+        c.handle_read(&Raw::to(role, TEXT, "still here").encode(), at(t, 3000));
+        assert_eq!(events(&mut c), [text("still here")]);
+        assert_eq!(c.poll_timeout(), Some(at(t, 8000)));
+        c.handle_timeout(at(t, 7999));
+        assert_eq!(c.state(), State::Open);
+        c.handle_timeout(at(t, 8000));
+        assert_eq!(c.state(), State::Closing, "{role:?}");
+        assert_eq!(sent_close_code(&mut c), Some(1001));
+    }
+}

@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use tether_core::{CloseCode, Connection, Event, Message};
+use futures_util::StreamExt;
+use tether_core::{CloseCode, Connection, DataKind, Event, Message};
 
 use crate::error::Error;
 use crate::transport::{Runtime, Transport};
@@ -65,6 +67,8 @@ pub struct WebSocket<S, R: Runtime> {
     proxy: Waker,
     error: Option<Error>,
     transport_done: bool,
+    /// A chunk the message Stream met and left for `next_chunk`.
+    stashed: Option<Event>,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -82,6 +86,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             proxy,
             error: None,
             transport_done: false,
+            stashed: None,
             _runtime: PhantomData,
         }
     }
@@ -131,6 +136,89 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
         })
         .await
+    }
+
+    /// Receives the next message piece by piece, never holding it whole
+    /// (a message larger than memory, say): returns its chunks in order,
+    /// the last with `fin`. Control messages are answered by the core and
+    /// not returned; `None` once the connection has ended. Chunk delivery
+    /// is switched on for the next message that starts, and stays on until
+    /// [`Connection::set_deliver_chunks`] or [`set_deliver_chunks`](Self::set_deliver_chunks)
+    /// switches it off.
+    pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
+        self.conn.set_deliver_chunks(true);
+        poll_fn(|cx| self.poll_next_chunk(cx)).await
+    }
+
+    /// Chooses whole messages (the default) or chunks for the messages that
+    /// start from now on.
+    pub fn set_deliver_chunks(&mut self, on: bool) {
+        self.conn.set_deliver_chunks(on);
+    }
+
+    fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, Error>>> {
+        self.wakers.read.register(cx.waker());
+        loop {
+            if let Some(ev) = self.stashed.take().or_else(|| self.conn.poll_event()) {
+                let chunk = match ev {
+                    Event::Chunk { kind, data, fin } => Chunk { kind, data, fin },
+                    // A message that began before chunk delivery was on.
+                    Event::Message(Message::Text(t)) => Chunk {
+                        kind: DataKind::Text,
+                        data: t.into_bytes(),
+                        fin: true,
+                    },
+                    Event::Message(Message::Binary(b)) => Chunk {
+                        kind: DataKind::Binary,
+                        data: b,
+                        fin: true,
+                    },
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    Event::Message(_) | Event::Ping(_) | Event::Pong { .. } | Event::Close(_) => {
+                        continue
+                    }
+                };
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            if let Some(e) = self.error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if self.transport_done {
+                return Poll::Ready(None);
+            }
+            if !self.drive(Side::Read) {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Sends one message whose bytes come from `source`, piece by piece:
+    /// each item becomes one or more frames as it arrives (compressed one
+    /// by one when deflate is on), sending waits while the transmit queue is
+    /// above its high-water mark, and the message is never held whole.
+    /// If `source` fails midway the message cannot be finished: the
+    /// connection is closed with 1011 and the error returned.
+    pub async fn send_stream<St>(&mut self, kind: DataKind, source: St) -> Result<(), Error>
+    where
+        St: Stream<Item = io::Result<Bytes>>,
+    {
+        let mut source = std::pin::pin!(source);
+        loop {
+            poll_fn(|cx| self.poll_ready_send(cx)).await?;
+            match source.next().await {
+                Some(Ok(piece)) if piece.is_empty() => {}
+                Some(Ok(piece)) => self.conn.send_chunk(kind, piece, false)?,
+                Some(Err(e)) => {
+                    let _ = self
+                        .close(CloseCode::INTERNAL_ERROR, "message source failed")
+                        .await;
+                    return Err(Error::Io(e));
+                }
+                None => break,
+            }
+        }
+        self.conn.send_chunk(kind, Bytes::new(), true)?;
+        poll_fn(|cx| self.poll_flush_send(cx)).await
     }
 
     /// Splits into a sending and a receiving half, usable from two tasks.
@@ -268,16 +356,19 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.wakers.read.register(cx.waker());
         loop {
-            if let Some(ev) = self.conn.poll_event() {
+            if let Some(ev) = self.stashed.take().or_else(|| self.conn.poll_event()) {
                 let msg = match ev {
                     Event::Message(m) => m,
                     Event::Ping(p) => Message::Ping(p),
                     Event::Pong { payload, .. } => Message::Pong(payload),
                     Event::Close(frame) => Message::Close(frame),
                     Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
-                    // Chunks only come when configured; the Stream of whole
-                    // messages is not the API for them.
-                    Event::Chunk { .. } => continue,
+                    // Chunk delivery is on: say so rather than drop data,
+                    // and keep the chunk for `next_chunk`.
+                    chunk @ Event::Chunk { .. } => {
+                        self.stashed = Some(chunk);
+                        return Poll::Ready(Some(Err(Error::Chunked)));
+                    }
                 };
                 return Poll::Ready(Some(Ok(msg)));
             }
@@ -386,6 +477,18 @@ impl<S: Transport, R: Runtime> Sink<Message> for WebSocket<S, R> {
     }
 }
 
+/// A piece of a message received with [`WebSocket::next_chunk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Text or binary, the same for every chunk of a message. Text is
+    /// validated as it arrives, but a chunk may end inside a character.
+    pub kind: DataKind,
+    /// The bytes.
+    pub data: Bytes,
+    /// Last chunk of its message.
+    pub fin: bool,
+}
+
 /// The receiving half of a split [`WebSocket`].
 pub struct WsStream<S, R: Runtime> {
     shared: Arc<Mutex<WebSocket<S, R>>>,
@@ -428,6 +531,14 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         lock(&self.shared).conn.close(code, reason)?;
         poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
+    }
+}
+
+impl<S: Transport, R: Runtime> WsStream<S, R> {
+    /// [`WebSocket::next_chunk`] on the receiving half.
+    pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
+        lock(&self.shared).conn.set_deliver_chunks(true);
+        poll_fn(|cx| lock(&self.shared).poll_next_chunk(cx)).await
     }
 }
 

@@ -9,6 +9,9 @@ pub enum Error {
     Ws(tether_core::Error),
     /// The socket failed.
     Io(io::Error),
+    /// A message arrived in chunks (chunk delivery is on) where the message
+    /// `Stream` expects whole messages; read it with `next_chunk`.
+    Chunked,
 }
 
 impl fmt::Display for Error {
@@ -16,6 +19,7 @@ impl fmt::Display for Error {
         match self {
             Self::Ws(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
         }
     }
 }
@@ -25,6 +29,7 @@ impl std::error::Error for Error {
         match self {
             Self::Ws(e) => Some(e),
             Self::Io(e) => Some(e),
+            Self::Chunked => None,
         }
     }
 }

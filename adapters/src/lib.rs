@@ -5,7 +5,8 @@
 //! protocol lives in [`tether_core`], a sans-IO state machine re-exported
 //! here; this crate drives it on smol/async-io (feature `smol`, default)
 //! and tokio (feature `tokio`) through one shared driver, and presents a
-//! connection as a `Stream` and `Sink` of [`Message`]s.
+//! connection as a `Stream` and `Sink` of [`Message`]s. Feature `mio`
+//! adds `tether::mio`, a single-threaded event loop with no futures.
 //!
 //! ```no_run
 //! # #[cfg(feature = "smol")]
@@ -36,12 +37,14 @@ mod handshake;
 mod socket;
 mod transport;
 
+#[cfg(feature = "mio")]
+pub mod mio;
 #[cfg(feature = "smol")]
 pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use driver::{WebSocket, WsSink, WsStream};
+pub use driver::{Chunk, WebSocket, WsSink, WsStream};
 pub use error::Error;
 pub use handshake::{os_rng, ClientOptions, Decision, ServerOptions};
 pub use socket::{SocketOptions, TcpKeepaliveOptions};
@@ -67,7 +70,7 @@ fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, E
 }
 
 /// `host:port` to connect to for a request (port 80 when the URL has none).
-#[cfg(any(feature = "smol", feature = "tokio"))]
+#[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
 fn host_port(request: &ClientRequest) -> Result<String, Error> {
     let authority: http::uri::Authority = request.host.parse().map_err(|_| {
         tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host))

@@ -3,7 +3,9 @@
 //! test instead of stalling the suite.
 //!
 //! A runtime joins the suite by implementing [`Rt`] (a dozen lines of
-//! delegation) and adding one `runtime_suite!` line in `main.rs`.
+//! delegation) and adding one `runtime_suite!` line in `main.rs`; one whose
+//! connections are not tether's async `WebSocket` also implements
+//! [`Socket`] for them (the mio event loop does, in `mio_rt.rs`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,25 +15,129 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use tether::{http, ClientOptions, Decision, Error, Runtime, ServerOptions, Transport};
+use futures_util::{FutureExt, Sink, Stream};
+use tether::{
+    http, ClientOptions, CloseCode, Decision, Error, Message, Runtime, ServerOptions, State,
+    Transport,
+};
 
 /// How long any scenario may take, in debug builds too, before it is
 /// declared hung. Generous: it bounds a hang, it is not a speed check.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection on runtime `R`.
-pub type Ws<R> = tether::WebSocket<<R as Rt>::Io, <R as Rt>::Timer>;
+pub type Ws<R> = <R as Rt>::Ws;
 
 /// A spawned task; awaiting it gives its output or resumes its panic.
 pub type Task<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// One async runtime, as the scenarios use it.
+/// A WebSocket as the scenarios use it: the async adapters' `WebSocket`
+/// (a `Stream` and `Sink` of messages, with a few methods of its own).
+/// The async runtimes use tether's type as it is; the mio runtime gives
+/// the same face to connections of its event loop (see `mio_rt.rs`).
+pub trait Socket:
+    Stream<Item = Result<Message, Error>>
+    + Sink<Message, Error = Error>
+    + Unpin
+    + Send
+    + Sized
+    + 'static
+{
+    /// The receiving half of [`halves`](Self::halves).
+    type Rx: Stream<Item = Result<Message, Error>> + Unpin + Send + 'static;
+    /// The sending half of [`halves`](Self::halves).
+    type Tx: TxHalf<Rx = Self::Rx, Whole = Self>;
+
+    /// Open, closing or closed.
+    fn state(&self) -> State;
+    /// Bytes queued and not yet written.
+    fn buffered_amount(&self) -> usize;
+    /// Round trip of the last keepalive ping.
+    fn latency(&self) -> Option<Duration>;
+    /// The subprotocol agreed in the handshake.
+    fn protocol(&self) -> Option<&str>;
+    /// Starts the close handshake and waits for its end, dropping what
+    /// still arrives (the adapters' `close(code, reason)`; named apart
+    /// from `SinkExt::close`).
+    fn close_handshake(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Halves for two tasks (the adapters' `split`).
+    fn halves(self) -> (Self::Tx, Self::Rx);
+}
+
+/// The sending half of a split [`Socket`].
+pub trait TxHalf: Sink<Message, Error = Error> + Unpin + Send + Sized + 'static {
+    /// The other half.
+    type Rx;
+    /// What the halves make together.
+    type Whole;
+    /// Whether `rx` is the other half of this one.
+    fn is_pair_of(&self, rx: &Self::Rx) -> bool;
+    /// Puts the halves back together, or gives them back.
+    fn reunite(self, rx: Self::Rx) -> Result<Self::Whole, (Self, Self::Rx)>;
+    /// Starts the close handshake and waits for its end; the other half
+    /// sees the peer's answer.
+    fn close_handshake(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl<S: Transport + Send + 'static, R: Runtime> Socket for tether::WebSocket<S, R> {
+    type Rx = tether::WsStream<S, R>;
+    type Tx = tether::WsSink<S, R>;
+
+    fn state(&self) -> State {
+        self.connection().state()
+    }
+    fn buffered_amount(&self) -> usize {
+        tether::WebSocket::buffered_amount(self)
+    }
+    fn latency(&self) -> Option<Duration> {
+        tether::WebSocket::latency(self)
+    }
+    fn protocol(&self) -> Option<&str> {
+        tether::WebSocket::protocol(self)
+    }
+    fn close_handshake(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        tether::WebSocket::close(self, code, reason)
+    }
+    fn halves(self) -> (Self::Tx, Self::Rx) {
+        tether::WebSocket::split(self)
+    }
+}
+
+impl<S: Transport + Send + 'static, R: Runtime> TxHalf for tether::WsSink<S, R> {
+    type Rx = tether::WsStream<S, R>;
+    type Whole = tether::WebSocket<S, R>;
+
+    fn is_pair_of(&self, rx: &Self::Rx) -> bool {
+        tether::WsSink::is_pair_of(self, rx)
+    }
+    fn reunite(self, rx: Self::Rx) -> Result<Self::Whole, (Self, Self::Rx)> {
+        tether::WsSink::reunite(self, rx)
+    }
+    fn close_handshake(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        tether::WsSink::close(self, code, reason)
+    }
+}
+
+/// One runtime, as the scenarios use it.
 pub trait Rt: Sized + 'static {
-    /// The transport tether's driver runs over.
-    type Io: Transport + Send + 'static;
-    /// tether's timer for this runtime.
-    type Timer: Runtime;
+    /// Its WebSocket connections.
+    type Ws: Socket;
     /// A bound TCP listener.
     type Listener: Send + Sync + 'static;
     /// An accepted TCP stream, before the WebSocket handshake.
@@ -101,7 +207,7 @@ where
 
 /// Wraps a spawned future so that its panic reaches whoever awaits it,
 /// whatever the executor does with panics.
-fn catching<T: Send + 'static>(
+pub fn catching<T: Send + 'static>(
     fut: impl Future<Output = T> + Send + 'static,
 ) -> impl Future<Output = std::thread::Result<T>> + Send + 'static {
     AssertUnwindSafe(fut).catch_unwind()
@@ -116,8 +222,7 @@ mod smol_rt {
     pub struct SmolRt;
 
     impl Rt for SmolRt {
-        type Io = tether::smol::Io<TcpStream>;
-        type Timer = tether::smol::Smol;
+        type Ws = tether::smol::WebSocket<TcpStream>;
         type Listener = TcpListener;
         type Tcp = TcpStream;
 
@@ -175,8 +280,7 @@ mod tokio_rt {
     pub struct TokioRt;
 
     impl Rt for TokioRt {
-        type Io = tether::tokio::Io<TcpStream>;
-        type Timer = tether::tokio::Tokio;
+        type Ws = tether::tokio::WebSocket<TcpStream>;
         type Listener = TcpListener;
         type Tcp = TcpStream;
 

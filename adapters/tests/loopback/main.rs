@@ -3,15 +3,20 @@
 //! run on every runtime through the [`harness::Rt`] trait.
 //!
 //! Adding a runtime: implement `Rt` for it in `harness.rs` and add one
-//! `runtime_suite!` line at the bottom of this file. Adding a scenario:
+//! `runtime_suite!` line at the bottom of this file. A runtime whose
+//! connections are not tether's async `WebSocket` also implements
+//! `harness::Socket` for them: the mio event loop does so in `mio_rt.rs`
+//! with a thin proxy, and runs every scenario. Adding a scenario:
 //! write `pub async fn name<R: Rt>()` in `scenarios.rs` and add its name
 //! to the list in `runtime_suite!`.
 //!
 //! Run with `cargo test -p tether --all-features --test loopback`.
 
-#![cfg(any(feature = "smol", feature = "tokio"))]
+#![cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
 
 mod harness;
+#[cfg(feature = "mio")]
+mod mio_rt;
 mod raw;
 mod scenarios;
 
@@ -68,3 +73,5 @@ macro_rules! scenario_tests {
 runtime_suite!(on_smol, crate::harness::SmolRt);
 #[cfg(feature = "tokio")]
 runtime_suite!(on_tokio, crate::harness::TokioRt);
+#[cfg(feature = "mio")]
+runtime_suite!(on_mio, crate::mio_rt::MioRt);

@@ -15,7 +15,7 @@ use tether::{
     ServerOptions, State,
 };
 
-use crate::harness::{Rt, Task, Ws};
+use crate::harness::{Rt, Socket, Task, TxHalf, Ws};
 use crate::raw::{self, RawPeer};
 
 const MIB: usize = 1 << 20;
@@ -259,7 +259,9 @@ async fn echo_sizes<R: Rt>(options: Option<ClientOptions>, make: fn(u64, usize) 
         let got = next_data(&mut ws, &what).await;
         assert_same_message(&got, &msg, &what);
     }
-    ws.close(CloseCode::NORMAL, "done").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "done")
+        .await
+        .expect("close");
     assert_eq!(
         without_keepalive(server.await),
         vec![close_message(1000, "done")]
@@ -325,7 +327,7 @@ pub async fn pipelined_feed_flush<R: Rt>() {
         );
         queued = now;
     }
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, mut rx) = ws.halves();
     let send = async {
         tx.flush().await.expect("flush");
         tx
@@ -337,7 +339,9 @@ pub async fn pipelined_feed_flush<R: Rt>() {
     let (tx, rx) = future::join(send, recv).await;
     let mut ws = tx.reunite(rx).ok().expect("reunite");
     assert_eq!(ws.buffered_amount(), 0);
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     assert_eq!(
         without_keepalive(server.await),
         vec![close_message(1000, "")]
@@ -348,7 +352,7 @@ pub async fn pipelined_send_all<R: Rt>() {
     let (url, server) = serve::<R, _, _>(echo::<R>).await;
     let ws = R::connect(&url).await.expect("connect");
     let msgs = small_messages();
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, mut rx) = ws.halves();
     let send = async {
         let mut source = stream::iter(msgs.clone()).map(Ok);
         tx.send_all(&mut source).await.expect("send_all");
@@ -359,7 +363,9 @@ pub async fn pipelined_send_all<R: Rt>() {
         rx
     };
     let (mut tx, rx) = future::join(send, recv).await;
-    tx.close(CloseCode::NORMAL, "").await.expect("close");
+    tx.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     // The stream half sees the server's answer (the code echoed), then the end.
     let mut rx = rx;
     assert_eq!(
@@ -410,7 +416,9 @@ pub async fn ping_pong<R: Rt>() {
         next_data(&mut ws, "echo").await,
         Message::text("still open")
     );
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     let mut want: Vec<Message> = payloads.iter().cloned().map(Message::Ping).collect();
     want.push(close_message(1000, ""));
     assert_eq!(server.await, want, "what the server saw");
@@ -425,14 +433,16 @@ async fn record<R: Rt>(mut ws: Ws<R>) -> (Vec<Message>, Result<(), Error>, State
         seen.push(m.expect("server: stream error"));
     }
     let late = ws.send(Message::text("too late")).await;
-    (seen, late, ws.connection().state())
+    (seen, late, ws.state())
 }
 
 pub async fn close_from_client<R: Rt>() {
     let (url, server) = serve::<R, _, _>(record::<R>).await;
     let mut ws = R::connect(&url).await.expect("connect");
-    ws.close(CloseCode(4001), "bye").await.expect("close");
-    assert_eq!(ws.connection().state(), State::Closed);
+    ws.close_handshake(CloseCode(4001), "bye")
+        .await
+        .expect("close");
+    assert_eq!(ws.state(), State::Closed);
     let late = ws.send(Message::text("too late")).await;
     assert!(is_closed(&late), "client send after close: {late:?}");
     assert!(ws.next().await.is_none(), "client stream after close");
@@ -449,11 +459,11 @@ pub async fn close_from_client<R: Rt>() {
 
 pub async fn close_from_server<R: Rt>() {
     let (url, server) = serve::<R, _, _>(|mut ws: Ws<R>| async move {
-        ws.close(CloseCode(4002), "server says bye")
+        ws.close_handshake(CloseCode(4002), "server says bye")
             .await
             .expect("server close");
         let late = ws.send(Message::text("too late")).await;
-        (late, ws.connection().state())
+        (late, ws.state())
     })
     .await;
     let mut ws = R::connect(&url).await.expect("connect");
@@ -465,7 +475,7 @@ pub async fn close_from_server<R: Rt>() {
     );
     let late = ws.send(Message::text("too late")).await;
     assert!(is_closed(&late), "client send after close: {late:?}");
-    assert_eq!(ws.connection().state(), State::Closed);
+    assert_eq!(ws.state(), State::Closed);
 
     let (late, state) = server.await;
     assert!(is_closed(&late), "server send after close: {late:?}");
@@ -475,7 +485,7 @@ pub async fn close_from_server<R: Rt>() {
 pub async fn close_invalid_code<R: Rt>() {
     let (url, server) = serve::<R, _, _>(echo::<R>).await;
     let mut ws = R::connect(&url).await.expect("connect");
-    let direct = ws.close(CloseCode::NO_STATUS, "nope").await;
+    let direct = ws.close_handshake(CloseCode::NO_STATUS, "nope").await;
     assert!(
         matches!(direct, Err(Error::Ws(WsError::InvalidCloseCode(1005)))),
         "close(1005): {direct:?}"
@@ -485,13 +495,15 @@ pub async fn close_invalid_code<R: Rt>() {
         matches!(via_sink, Err(Error::Ws(WsError::InvalidCloseCode(1006)))),
         "send(Close(1006)): {via_sink:?}"
     );
-    assert_eq!(ws.connection().state(), State::Open);
+    assert_eq!(ws.state(), State::Open);
     ws.send(Message::text("still open")).await.expect("send");
     assert_eq!(
         next_data(&mut ws, "echo").await,
         Message::text("still open")
     );
-    ws.close(CloseCode::GOING_AWAY, "").await.expect("close");
+    ws.close_handshake(CloseCode::GOING_AWAY, "")
+        .await
+        .expect("close");
     // No close frame left before the valid one.
     assert_eq!(
         without_keepalive(server.await),
@@ -718,7 +730,9 @@ pub async fn hook_checks_authorization<R: Rt>() {
         .expect("with credentials");
     ws.send(Message::text("let me in")).await.expect("send");
     assert_eq!(next_data(&mut ws, "echo").await, Message::text("let me in"));
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
 
     let outcomes = server.await;
     assert!(rejected_by_app(&outcomes[0], 401), "{:?}", outcomes[0]);
@@ -762,7 +776,9 @@ pub async fn subprotocol_negotiation<R: Rt>() {
     assert_eq!(ws.protocol(), Some("b"), "client's protocol()");
     ws.send(Message::text("in b")).await.expect("send");
     assert_eq!(next_data(&mut ws, "echo").await, Message::text("in b"));
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     let outcomes = server.await;
     assert!(
         matches!(&outcomes[0], Ok((Some(p), _)) if p == "b"),
@@ -815,8 +831,8 @@ pub async fn split_reunite<R: Rt>() {
             })
             .collect(),
     );
-    let (tx, mut rx) = ws.split();
-    let (other_tx, other_rx) = other.split();
+    let (tx, mut rx) = ws.halves();
+    let (other_tx, other_rx) = other.halves();
     assert!(tx.is_pair_of(&rx) && !tx.is_pair_of(&other_rx));
     // Halves of different connections do not reunite, and come back.
     let (mut tx, other_rx) = tx
@@ -848,7 +864,9 @@ pub async fn split_reunite<R: Rt>() {
         next_data(&mut ws, "echo").await,
         Message::text("after reunite")
     );
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     assert_eq!(
         without_keepalive(server.await),
         vec![close_message(1000, "")]
@@ -859,7 +877,7 @@ pub async fn split_reunite<R: Rt>() {
         .ok()
         .expect("reunite the other connection");
     other
-        .close(CloseCode::NORMAL, "")
+        .close_handshake(CloseCode::NORMAL, "")
         .await
         .expect("close other");
     assert_eq!(
@@ -883,7 +901,7 @@ pub async fn split_under_pressure<R: Rt>() {
             })
             .collect(),
     );
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, mut rx) = ws.halves();
     let sent = msgs.clone();
     let sender = R::spawn(async move {
         for (i, m) in sent.iter().enumerate() {
@@ -912,7 +930,9 @@ pub async fn split_under_pressure<R: Rt>() {
     let tx = sender.await;
     let rx = receiver.await;
     let mut ws = tx.reunite(rx).ok().expect("reunite");
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
     assert_eq!(
         without_keepalive(server.await),
         vec![close_message(1000, "")]
@@ -956,7 +976,9 @@ pub async fn slow_reader_backpressure<R: Rt>() {
         total += got.len();
     }
     assert_eq!(total, BULK_COUNT * MIB);
-    ws.close(CloseCode::NORMAL, "").await.expect("close");
+    ws.close_handshake(CloseCode::NORMAL, "")
+        .await
+        .expect("close");
 
     let max_buffered = server.await;
     // poll_ready waits while more than write_high_water is queued, so a
@@ -997,7 +1019,7 @@ pub async fn keepalive_measures_latency<R: Rt>() {
                 other => panic!("server: unexpected {other:?}"),
             }
             let latency = ws.latency();
-            ws.close(CloseCode::NORMAL, "measured")
+            ws.close_handshake(CloseCode::NORMAL, "measured")
                 .await
                 .expect("server close");
             latency
@@ -1074,8 +1096,8 @@ pub async fn close_timeout_without_answer<R: Rt>() {
         .await
         .expect("server: handshake");
     assert_eq!(next_message(&mut ws, "server").await, Message::text("hi"));
-    let closed = ws.close(CloseCode(4000), "closing").await;
-    let state = ws.connection().state();
+    let closed = ws.close_handshake(CloseCode(4000), "closing").await;
+    let state = ws.state();
     let ((op, payload), rest) = raw::join(peer);
 
     assert!(closed.is_ok(), "close: {closed:?}");
@@ -1251,7 +1273,7 @@ pub async fn reset_reaches_both_halves<R: Rt>() {
     let tcp = R::accept_tcp(&listener).await;
     let ws = R::accept(tcp).await.expect("server: handshake");
     raw::join(peer);
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, mut rx) = ws.halves();
     // Sends succeed until the reset is seen; bounded by the scenario timeout.
     let sent = loop {
         match tx.send(Message::text("anyone there?")).await {

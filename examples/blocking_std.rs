@@ -1,0 +1,137 @@
+//! The sans-IO core over a plain `std::net::TcpStream`: no async runtime,
+//! no mio, nothing but blocking reads and writes. The client connects,
+//! does the opening handshake, answers the server's ping (the core does),
+//! exchanges messages and closes. Everything an adapter does is here, in
+//! `flush` and `next_event`.
+//!
+//! `cargo run --example blocking-std` (it starts a tether server on a
+//! thread to talk to).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tether::core::handshake::{ClientHandshake, ClientRequest, HandshakeLimits};
+use tether::core::{CloseCode, Config, Connection, Event, Message, Role};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = start_server()?;
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+
+    // The opening handshake: request bytes out, response bytes in.
+    let mut rng = tether::os_rng();
+    let request = ClientRequest::from_url(&format!("ws://{addr}/"))?;
+    let limits = HandshakeLimits::default();
+    let (mut hs, bytes) = ClientHandshake::new(&request, limits, &mut *rng, Instant::now())?;
+    stream.write_all(&bytes)?;
+    let mut buf = [0u8; 4096];
+    let (_response, rest) = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err("server closed during the handshake".into());
+        }
+        if let Some(done) = hs.handle_read(&buf[..n])? {
+            break done;
+        }
+    };
+    let mut ws = Connection::new(Role::Client, Config::default(), rng, Instant::now());
+    ws.handle_read(&rest, Instant::now()); // frames sent with the response
+    println!("connected to ws://{addr}/");
+
+    // The server pings first; the core has queued the pong by the time
+    // the event comes out, and `flush` writes it.
+    ws.send(Message::text("hello"))?;
+    ws.send(Message::binary(vec![1, 2, 3]))?;
+    let mut echoes = 0;
+    while echoes < 2 {
+        match next_event(&mut ws, &mut stream)? {
+            Some(Event::Ping(p)) => println!("ping {p:?} (answered)"),
+            Some(Event::Message(m)) => {
+                println!("echo: {m:?}");
+                echoes += 1;
+            }
+            Some(other) => println!("{other:?}"),
+            None => return Err("connection ended early".into()),
+        }
+    }
+
+    // Close, and read until the server ends TCP.
+    ws.close(CloseCode::NORMAL, "bye")?;
+    while let Some(event) = next_event(&mut ws, &mut stream)? {
+        println!("{event:?}");
+    }
+    println!("closed");
+    Ok(())
+}
+
+/// Writes everything the core has queued.
+fn flush(ws: &mut Connection, stream: &mut TcpStream) -> io::Result<()> {
+    loop {
+        let mut iov = [IoSlice::new(&[]); 16];
+        let n = ws.poll_transmit(&mut iov);
+        if n == 0 {
+            return Ok(());
+        }
+        let written = stream.write_vectored(&iov[..n])?;
+        ws.advance_transmit(written);
+    }
+}
+
+/// Drives the connection until it has an event, or until it is over
+/// (`None`): write, read with the core's next deadline as the timeout,
+/// run the timers. (A blocking write can stall if the peer stops reading;
+/// a program that streams both ways wants non-blocking sockets.)
+fn next_event(ws: &mut Connection, stream: &mut TcpStream) -> io::Result<Option<Event>> {
+    loop {
+        let event = ws.poll_event();
+        flush(ws, stream)?;
+        if event.is_some() {
+            return Ok(event);
+        }
+        if ws.is_finished() && !ws.has_transmit() {
+            return Ok(None);
+        }
+        let wait = ws.poll_timeout().map(|at| {
+            at.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        stream.set_read_timeout(wait)?;
+        let n = stream.read(ws.read_buf());
+        let now = Instant::now();
+        match n {
+            Ok(0) => ws.handle_eof(now),
+            Ok(n) => ws.commit_read(n, now),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        if ws.poll_timeout().is_some_and(|at| now >= at) {
+            ws.handle_timeout(now);
+        }
+    }
+}
+
+/// A tether server on a thread (the mio driver): pings each new client,
+/// echoes its messages.
+fn start_server() -> io::Result<std::net::SocketAddr> {
+    use tether::mio::{Driver, Event};
+    let mut driver = Driver::new()?;
+    let addr = driver.listen("127.0.0.1:0")?;
+    std::thread::spawn(move || loop {
+        let polled = driver.poll_with(None, |conns, id, event| {
+            let _ = match event {
+                Event::Open => conns.send(id, Message::Ping("are you there?".into())),
+                Event::Message(m) => conns.send(id, m),
+                _ => Ok(()),
+            };
+        });
+        if polled.is_err() {
+            return;
+        }
+    });
+    Ok(addr)
+}

@@ -4,7 +4,10 @@
 Usage: summarize.py [--expected N] [--markdown PATH] DIR...
 
 Each DIR is a report directory named `<runtime>-<role>` holding the
-`index.json` kosoku writes ({agent: {case_id: {"behavior": ..., ...}}}).
+`index.json` kosoku writes ({agent: {case_id: {"behavior": ..., ...}}}),
+and possibly subdirectories with the `index.json` of further phases of the
+same run (conformance/run puts the compression cases in `compression/`);
+they are merged into one row.
 Prints a table (and writes it as Markdown), lists every case that is not
 clean, and exits non-zero unless every case of every run is OK or
 INFORMATIONAL, each run has at least the expected number of cases, and no
@@ -72,52 +75,70 @@ def load_run(directory: Path, expected: int | None) -> Run:
         runtime, role = directory.name, "?"
     run = Run(runtime, role)
 
-    index_path = directory / "index.json"
-    try:
-        index = json.loads(index_path.read_text())
-    except FileNotFoundError:
-        run.problems.append(f"missing {index_path}")
-        return run
-    except (OSError, ValueError) as exc:
-        run.problems.append(f"unreadable {index_path}: {exc}")
-        return run
-    if not isinstance(index, dict):
-        run.problems.append(f"{index_path}: expected a JSON object")
+    # The run's own report, then those of its phases, in name order. Each
+    # phase has its own agent name (a server testee is named after its
+    # address), so cases are merged by id.
+    paths = [directory / "index.json"]
+    if directory.is_dir():
+        paths += sorted(p / "index.json" for p in directory.iterdir() if p.is_dir())
+    merged: dict[str, tuple[str, dict]] = {}
+    found = 0
+    for index_path in paths:
+        try:
+            index = json.loads(index_path.read_text())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            run.problems.append(f"unreadable {index_path}: {exc}")
+            continue
+        found += 1
+        if not isinstance(index, dict):
+            run.problems.append(f"{index_path}: expected a JSON object")
+            continue
+        if len(index) > 1:
+            # Client testees name themselves per case; several names usually
+            # means the agent was not passed consistently.
+            run.problems.append(
+                f"several agents in {index_path}: {', '.join(sorted(index))}"
+            )
+        for agent, cases in sorted(index.items()):
+            if not isinstance(cases, dict) or not all(
+                isinstance(c, dict) for c in cases.values()
+            ):
+                run.problems.append(
+                    f"{index_path}: malformed entry for agent {agent!r}"
+                )
+                continue
+            for case_id, case in cases.items():
+                if case_id in merged:
+                    run.problems.append(f"case {case_id} reported twice")
+                merged[case_id] = (agent, case)
+    if not found:
+        run.problems.append(f"missing {directory / 'index.json'}")
         return run
 
-    case_ids: set[str] = set()
-    for agent, cases in sorted(index.items()):
-        if not isinstance(cases, dict) or not all(
-            isinstance(c, dict) for c in cases.values()
-        ):
-            run.problems.append(f"{index_path}: malformed entry for agent {agent!r}")
-            continue
-        for case_id, case in sorted(cases.items(), key=lambda kv: case_key(kv[0])):
-            case_ids.add(case_id)
-            run.total += 1
-            behavior = str(case.get("behavior"))
-            close = str(case.get("behaviorClose"))
-            # ERROR means the case could not run at all; it is a failure too.
-            column = "FAILED" if behavior in ("FAILED", "ERROR") else behavior
-            run.counts[column] = run.counts.get(column, 0) + 1
-            if close not in GOOD:
-                run.bad_close += 1
-            if behavior not in GOOD or close not in GOOD:
-                run.bad_cases.append((case_id, agent, behavior, close))
-            if case_id.startswith("9."):
-                run.wall_9 += (case.get("duration") or 0) / 1000
+    for case_id in sorted(merged, key=case_key):
+        agent, case = merged[case_id]
+        run.total += 1
+        behavior = str(case.get("behavior"))
+        close = str(case.get("behaviorClose"))
+        # ERROR means the case could not run at all; it is a failure too.
+        column = "FAILED" if behavior in ("FAILED", "ERROR") else behavior
+        run.counts[column] = run.counts.get(column, 0) + 1
+        if close not in GOOD:
+            run.bad_close += 1
+        if behavior not in GOOD or close not in GOOD:
+            run.bad_cases.append((case_id, agent, behavior, close))
+        if case_id.startswith("9."):
+            run.wall_9 += (case.get("duration") or 0) / 1000
 
     other = sorted(set(run.counts) - set(COLUMNS))
     if other:  # a verdict we have no column for; make it visible
         run.problems.append(f"unknown behaviors: {', '.join(other)}")
-    if len(index) > 1:
-        # Client testees name themselves per case; several names usually
-        # means the agent was not passed consistently.
-        run.problems.append(f"several agents in one report: {', '.join(sorted(index))}")
-    if not case_ids:
+    if not merged:
         run.problems.append("no cases in report")
-    elif expected is not None and len(case_ids) < expected:
-        run.problems.append(f"only {len(case_ids)} of {expected} expected cases ran")
+    elif expected is not None and len(merged) < expected:
+        run.problems.append(f"only {len(merged)} of {expected} expected cases ran")
     return run
 
 

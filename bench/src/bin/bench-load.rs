@@ -1,0 +1,43 @@
+//! `bench-load`: drives one echo server and prints one JSON object.
+
+use tether_bench::args::{self, Args};
+use tether_bench::load::{self, LoadConfig};
+use tether_bench::procfs;
+
+const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
+    [--connections N] [--in-flight N] [--size BYTES]
+    [--warmup SECS] [--duration SECS] [--raw] [--idle] [--deflate]
+  --raw   the server is plain TCP (it echoes the upgrade request)
+  --idle  open the connections, one round trip each, and report the
+          server's resident memory per connection
+  --deflate  offer permessage-deflate and send compressed JSON-like text";
+
+fn main() {
+    let a = Args::parse(USAGE, &["raw", "idle", "deflate"]);
+    let cfg = LoadConfig {
+        addr: a
+            .required("addr", USAGE)
+            .parse()
+            .unwrap_or_else(|e| args::die(USAGE, &format!("--addr: {e}"))),
+        server_pid: a.required("server-pid", USAGE).parse().unwrap_or_else(|_| {
+            args::die(USAGE, "--server-pid: not a pid");
+        }),
+        connections: a.or("connections", 1),
+        in_flight: a.or::<usize>("in-flight", 1).max(1),
+        size: a.or("size", 32),
+        warmup: a.secs("warmup", 1.0),
+        duration: a.secs("duration", 3.0),
+        raw: a.switch("raw"),
+        deflate: a.switch("deflate"),
+    };
+    procfs::raise_nofile();
+    let result = if a.switch("idle") {
+        load::run_idle(&cfg)
+    } else {
+        load::run_echo(&cfg)
+    };
+    match result {
+        Ok(r) => print!("{}", r.to_lines()),
+        Err(e) => args::die("", &format!("load: {e}")),
+    }
+}

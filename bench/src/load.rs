@@ -1,0 +1,263 @@
+//! The load generator: raw TCP plus the hand-written client of [`wire`],
+//! on a current-thread tokio runtime. Each connection keeps a fixed number
+//! of messages in flight; the server's CPU time is read from /proc exactly
+//! at the edges of the measured window.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::procfs;
+use crate::record::Record;
+use crate::wire::{self, FrameCounter};
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub addr: SocketAddr,
+    /// The server process, for its CPU time and memory.
+    pub server_pid: u32,
+    pub connections: usize,
+    pub in_flight: usize,
+    pub size: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// The raw TCP server echoes the upgrade request instead of answering
+    /// 101.
+    pub raw: bool,
+    /// Offer permessage-deflate and send compressed JSON-like text.
+    pub deflate: bool,
+}
+
+/// Counters shared by every connection task.
+#[derive(Default)]
+struct Shared {
+    received: Cell<u64>,
+    measuring: Cell<bool>,
+    /// Round trips in nanoseconds, measured window only.
+    latencies: RefCell<Vec<u32>>,
+    error: RefCell<Option<String>>,
+}
+
+/// Runs the echo load and returns its measurements.
+pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
+    with_runtime(async {
+        let shared = Rc::new(Shared::default());
+        let frame = if cfg.deflate {
+            wire::masked_deflate_text_frame(cfg.size)
+        } else {
+            wire::masked_binary_frame(cfg.size)
+        };
+        // In-flight copies back to back: a refill of n messages is one write.
+        let batch: Rc<[u8]> = frame.repeat(cfg.in_flight).into();
+        let mut streams = Vec::with_capacity(cfg.connections);
+        for _ in 0..cfg.connections {
+            streams.push(connect(cfg).await?);
+        }
+        for stream in streams {
+            let (shared, batch) = (shared.clone(), batch.clone());
+            let (len, in_flight) = (frame.len(), cfg.in_flight);
+            tokio::task::spawn_local(async move {
+                let e = drive(stream, &batch, len, in_flight, &shared).await;
+                shared.error.borrow_mut().get_or_insert(e.to_string());
+            });
+        }
+
+        tokio::time::sleep(cfg.warmup).await;
+        let me = std::process::id();
+        let (t0, n0, cpu0, own0, all0) = (
+            Instant::now(),
+            shared.received.get(),
+            procfs::cpu_ns(cfg.server_pid)?,
+            procfs::cpu_ns(me)?,
+            procfs::machine_task_ns()?,
+        );
+        shared.measuring.set(true);
+        tokio::time::sleep(cfg.duration).await;
+        shared.measuring.set(false);
+        let (t1, n1, cpu1, own1, all1) = (
+            Instant::now(),
+            shared.received.get(),
+            procfs::cpu_ns(cfg.server_pid)?,
+            procfs::cpu_ns(me)?,
+            procfs::machine_task_ns()?,
+        );
+
+        let secs = (t1 - t0).as_secs_f64();
+        let messages = n1 - n0;
+        let cpu_ns = cpu1.saturating_sub(cpu0);
+        let own_ns = own1.saturating_sub(own0);
+        // What everything else on the machine ran meanwhile: a shared
+        // machine makes every number noisier, and this says how much.
+        let others_ns = all1.saturating_sub(all0).saturating_sub(cpu_ns + own_ns);
+        let mut lat = shared.latencies.take();
+        lat.sort_unstable();
+        let error = shared.error.take();
+        let mut rec = Record::new()
+            .num("messages", messages as f64)
+            .num("seconds", secs)
+            .num("msgs_per_s", messages as f64 / secs)
+            .num("mb_per_s", (messages * cfg.size as u64) as f64 / secs / 1e6)
+            .num("server_cpu_ns", cpu_ns as f64)
+            .num("server_cpu_util", cpu_ns as f64 / 1e9 / secs)
+            .num("cpu_ns_per_msg", cpu_ns as f64 / messages as f64)
+            // Near 1 means the load generator, not the server, set the pace.
+            .num("load_cpu_util", own_ns as f64 / 1e9 / secs)
+            .num("others_cpu_util", others_ns as f64 / 1e9 / secs)
+            .opt("p50_us", percentile_us(&lat, 0.50))
+            .opt("p99_us", percentile_us(&lat, 0.99));
+        if let Some(e) = error {
+            rec = rec.text("error", &e);
+        }
+        Ok(rec)
+    })
+}
+
+/// Opens `connections` connections, each doing one small round trip so
+/// that the server has touched its per-connection buffers, then reports
+/// the server's resident memory per connection.
+pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
+    with_runtime(async {
+        let frame = wire::masked_binary_frame(32);
+        let rss0 = procfs::rss_bytes(cfg.server_pid)?;
+        let mut open = Vec::with_capacity(cfg.connections);
+        for _ in 0..cfg.connections {
+            let mut stream = connect(cfg).await?;
+            stream.write_all(&frame).await?;
+            let mut counter = FrameCounter::default();
+            let mut buf = [0u8; 256];
+            while read_some(&mut stream, &mut buf, &mut counter).await? == 0 {}
+            open.push(stream);
+        }
+        // Let the server finish whatever it does after the last echo.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss1 = procfs::rss_bytes(cfg.server_pid)?;
+        let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
+        drop(open);
+        Ok(Record::new()
+            .num("connections", cfg.connections as f64)
+            .num("rss_before", rss0 as f64)
+            .num("rss_after", rss1 as f64)
+            .num("bytes_per_conn", per_conn))
+    })
+}
+
+fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io::Result<Record> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
+
+/// Connects and upgrades. The response head is read up to its blank line;
+/// nothing follows it, since the server has nothing to echo yet.
+async fn connect(cfg: &LoadConfig) -> io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(cfg.addr).await?;
+    stream.set_nodelay(true)?;
+    let request = wire::upgrade_request(&cfg.addr.to_string(), cfg.deflate);
+    stream.write_all(&request).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 512];
+    let end = loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = wire::head_end(&head) {
+            break end;
+        }
+    };
+    let accepted = cfg.raw
+        || (wire::is_switching_protocols(&head) && (!cfg.deflate || wire::accepts_deflate(&head)));
+    if end != head.len() || !accepted {
+        let text = String::from_utf8_lossy(&head);
+        return Err(io::Error::other(format!("bad upgrade response: {text}")));
+    }
+    Ok(stream)
+}
+
+async fn read_some(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut [u8],
+    counter: &mut FrameCounter,
+) -> io::Result<u64> {
+    let n = stream.read(buf).await?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    counter
+        .feed(&buf[..n])
+        .map_err(|e| io::Error::other(format!("server sent opcode {}", e.0)))
+}
+
+/// Keeps `in_flight` messages outstanding on one connection until the
+/// runtime is dropped or the connection fails (the only way it returns). Reader and writer run concurrently in one task: the
+/// raw TCP server echoes while a large frame is still being written.
+async fn drive(
+    mut stream: TcpStream,
+    batch: &[u8],
+    frame_len: usize,
+    in_flight: usize,
+    shared: &Shared,
+) -> io::Error {
+    let (mut rd, mut wr) = stream.split();
+    let credits = Cell::new(in_flight);
+    let refill = Notify::new();
+    let sent_at = RefCell::new(VecDeque::with_capacity(in_flight));
+
+    let writer = async {
+        loop {
+            while credits.get() == 0 {
+                refill.notified().await;
+            }
+            let n = credits.replace(0);
+            let now = Instant::now();
+            sent_at.borrow_mut().extend(std::iter::repeat_n(now, n));
+            if let Err(e) = wr.write_all(&batch[..n * frame_len]).await {
+                return e;
+            }
+        }
+    };
+    let reader = async {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut counter = FrameCounter::default();
+        loop {
+            let done = match read_some(&mut rd, &mut buf, &mut counter).await {
+                Ok(done) => done,
+                Err(e) => return e,
+            };
+            if done == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            let mut sent = sent_at.borrow_mut();
+            let answered = (done as usize).min(sent.len());
+            let answered = sent.drain(..answered);
+            if shared.measuring.get() {
+                let mut lat = shared.latencies.borrow_mut();
+                lat.extend(answered.map(|t| (now - t).as_nanos().min(u32::MAX as u128) as u32));
+            }
+            shared.received.set(shared.received.get() + done);
+            credits.set(credits.get() + done as usize);
+            refill.notify_one();
+        }
+    };
+    tokio::select! {
+        e = writer => e,
+        e = reader => e,
+    }
+}
+
+fn percentile_us(sorted: &[u32], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let i = ((last as f64) * q).round() as usize;
+    Some(f64::from(sorted[i]) / 1e3)
+}

@@ -1,0 +1,115 @@
+//! One echo server per implementation. Each runs on a single-threaded
+//! runtime, so pinning the process to one core pins the server, and echoes
+//! every binary or text message through its library's fastest idiomatic
+//! public API.
+
+mod fastws;
+mod raw_tcp;
+mod soketto;
+mod tether;
+mod tokio_websockets;
+mod tungstenite;
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use ::tokio::net::TcpStream;
+
+/// Every implementation `bench-server --impl` knows, in report order.
+pub const IMPLS: &[&str] = &[
+    "tether-smol",
+    "tether-tokio",
+    "tether-smol-naive",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+    "soketto",
+    "raw-tcp",
+];
+
+/// The implementations that speak permessage-deflate (raw TCP echoes the
+/// compressed frames: the floor for the same bytes on the wire).
+pub const DEFLATE_IMPLS: &[&str] = &[
+    "tether-smol",
+    "tether-tokio",
+    "tether-smol-naive",
+    "soketto",
+    "raw-tcp",
+];
+
+/// The largest message any scenario sends, with room to spare; every
+/// server is configured to accept it (libraries' defaults differ).
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// Runs the server `name` on `addr` until the process is killed.
+pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
+    match name {
+        "tether-smol" => serve_smol(addr, tether::echo_smol),
+        "tether-smol-naive" => serve_smol(addr, tether::echo_smol_naive),
+        "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
+        "soketto" => serve_smol(addr, soketto::echo),
+        "tokio-tungstenite" => serve_tokio(addr, tungstenite::echo),
+        "fastwebsockets" => serve_tokio(addr, fastws::serve),
+        "tokio-websockets" => serve_tokio(addr, tokio_websockets::echo),
+        "raw-tcp" => serve_tokio(addr, raw_tcp::echo),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "unknown implementation {other}; known: {}",
+                IMPLS.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Tells the suite the server accepts connections: it waits for this line.
+fn announce(addr: SocketAddr) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Accepts connections on smol's local executor, run by `block_on` on
+/// this thread (which also drives the async-io reactor).
+fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+where
+    F: Fn(smol::net::TcpStream) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let ex = smol::LocalExecutor::new();
+    smol::block_on(ex.run(async {
+        let listener = smol::net::TcpListener::bind(addr).await?;
+        announce(addr);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            ex.spawn(handler(stream)).detach();
+        }
+    }))
+}
+
+/// Accepts connections on a current-thread tokio runtime and runs
+/// `handler` on each as a local task. Every tokio server runs its
+/// connections `unconstrained`, as fastwebsockets' and tokio-websockets'
+/// own echo examples do, so tokio's cooperative budget never forces a
+/// yield in one server and not in another.
+fn serve_tokio<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let rt = ::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = ::tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let listener = ::tokio::net::TcpListener::bind(addr).await?;
+        announce(addr);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            ::tokio::task::spawn_local(::tokio::task::unconstrained(handler(stream)));
+        }
+    })
+}

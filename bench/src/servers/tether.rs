@@ -1,0 +1,77 @@
+//! tether on smol and on tokio, with the batched echo loop of
+//! conformance/src/lib.rs, and the naive loop (await `send` per message)
+//! for comparison.
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
+
+/// Keepalive off: none of the other servers pings, and the load generator
+/// never answers pings. permessage-deflate keeps tether's defaults (used
+/// when the client offers it).
+fn options() -> ServerOptions {
+    ServerOptions {
+        config: Config {
+            max_message_size: super::MAX_MESSAGE,
+            max_frame_size: super::MAX_MESSAGE,
+            ..Config::without_keepalive()
+        },
+        ..ServerOptions::default()
+    }
+}
+
+pub async fn echo_smol(stream: smol::net::TcpStream) {
+    if let Ok(ws) = tether::smol::accept_with(stream, &options(), |_| Ok(Default::default())).await
+    {
+        echo(ws).await
+    }
+}
+
+pub async fn echo_smol_naive(stream: smol::net::TcpStream) {
+    if let Ok(ws) = tether::smol::accept_with(stream, &options(), |_| Ok(Default::default())).await
+    {
+        echo_naive(ws).await
+    }
+}
+
+pub async fn echo_tokio(stream: tokio::net::TcpStream) {
+    if let Ok(ws) = tether::tokio::accept_with(stream, &options(), |_| Ok(Default::default())).await
+    {
+        echo(ws).await
+    }
+}
+
+/// Queues every message already received and flushes once when no more
+/// input is ready, so a burst costs one write (conformance/src/lib.rs).
+async fn echo<S: Transport, R: Runtime>(mut ws: WebSocket<S, R>) {
+    loop {
+        let next = match ws.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                ws.next().await
+            }
+        };
+        match next {
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                if ws.feed(m).await.is_err() {
+                    return;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+/// What the README's first example does: one write and flush per message.
+async fn echo_naive<S: Transport, R: Runtime>(mut ws: WebSocket<S, R>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        if let m @ (Message::Text(_) | Message::Binary(_)) = msg {
+            if ws.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The Markdown report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::record::Record;
+
+use super::scenarios::{human_size, Kind, Scenario};
+use super::stats::{self, Summary, OTHER_LIBS, RAW};
+
+type Summaries = BTreeMap<(String, String), Summary>;
+
+/// How each server echoes: the API and settings that the numbers are for.
+const SETUP: &str = "\
+- **tether-smol**, **tether-tokio**: `tether::{smol,tokio}::accept_with`, \
+`Config::without_keepalive()` (64 MiB limits); the echo loop of \
+`conformance/src/lib.rs`: `feed` every message already received (`now_or_never`), \
+`flush` once when none is ready. permessage-deflate with tether's defaults.
+- **tether-smol-naive**: `while let Some(m) = ws.next().await { ws.send(m).await }`.
+- **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), the same \
+`feed`/`flush` loop.
+- **fastwebsockets** 0.10: hyper 1 upgrade, `FragmentCollector`, `write_frame` per \
+message (the library has no write buffer).
+- **tokio-websockets** 0.13: `ServerBuilder::accept`, the same `feed`/`flush` loop; its \
+stream flushes queued frames whenever it is polled, so it writes once per message anyway.
+- **soketto** 0.8 on smol: buffered reader and writer, `receive_data`, send and `flush` \
+per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
+permessage-deflate with its defaults.
+- **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
+
+Every server runs on one thread (tokio current-thread runtime with its tasks \
+`unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
+are binary except in the permessage-deflate scenario (compressed JSON-like text).
+";
+
+/// The whole report: the echo scenarios, round trips, idle memory and the
+/// microbenchmarks.
+pub fn markdown(
+    header: &str,
+    scenarios: &[Scenario],
+    impls: &[&str],
+    summaries: &Summaries,
+    micro: Option<&[Record]>,
+) -> String {
+    let mut md = String::new();
+    md.push_str("# tether benchmarks\n\n");
+    md.push_str(header);
+    md.push_str(
+        "\n\nEvery server echoes binary messages on one thread; the load generator \
+         (one thread, a hand-written client that costs the same for every server) keeps \
+         a fixed number of messages in flight per connection. Values are medians over \
+         the rounds. **Ratios above 1 mean better than the reference**: msgs/s is this ÷ \
+         reference, CPU per message and memory are reference ÷ this. *best lib* is the \
+         best of ",
+    );
+    md.push_str(&OTHER_LIBS.join(", "));
+    md.push_str(
+        " in that column; server CPU is user + system time of the server process over \
+         the measured window (the kernel's loopback receive work done in softirq context \
+         is not part of it).\n\n",
+    );
+    md.push_str(SETUP);
+    for s in scenarios {
+        match s.kind {
+            Kind::Echo => echo_table(&mut md, s, impls, summaries),
+            Kind::Idle => idle_table(&mut md, s, impls, summaries),
+        }
+    }
+    if let Some(rows) = micro {
+        md.push_str("\n## tether-core microbenchmarks\n\n");
+        md.push_str(
+            "Throughput of one call on a buffer of the given size (in cache), with the \
+             ratio to a plain `copy_from_slice` of the same bytes; header decoding is \
+             per header of a masked frame carrying that size. Text is JSON-like ASCII.\n\n",
+        );
+        md.push_str(&micro_table(rows));
+    }
+    md
+}
+
+fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let rt = s.is_round_trip();
+    let _ = writeln!(md, "\n## {}\n", s.title);
+    let unit = if rt { "round trips/s" } else { "msgs/s" };
+    let _ = writeln!(
+        md,
+        "| implementation | {unit} | MB/s | server CPU/msg | server CPU | p50 | p99 | \
+         {unit} vs best lib | vs raw TCP | CPU/msg vs best lib | vs raw TCP |"
+    );
+    md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    let best_rate = stats::best_other(s.id, "msgs_per_s", summaries);
+    let best_cpu = stats::best_other(s.id, "cpu_ns_per_msg", summaries);
+    let raw = summaries.get(&(s.id.to_owned(), RAW.to_owned()));
+    for &name in impls {
+        let Some(sum) = summaries.get(&(s.id.to_owned(), name.to_owned())) else {
+            continue;
+        };
+        let _ = write!(md, "| {name} ");
+        if sum.runs == 0 {
+            let _ = writeln!(md, "| failed: {} |||||||||", first_error(sum));
+            continue;
+        }
+        let rate = sum.get("msgs_per_s");
+        let cpu = sum.get("cpu_ns_per_msg");
+        let cells = [
+            rate.map(count),
+            sum.get("mb_per_s").map(|v| format!("{v:.1}")),
+            cpu.map(nanos),
+            sum.get("server_cpu_util")
+                .map(|v| format!("{:.0}%", v * 100.0)),
+            sum.get("p50_us").map(micros),
+            sum.get("p99_us").map(micros),
+            rel("msgs_per_s", rate, best_rate.map(|b| b.1)),
+            rel("msgs_per_s", rate, raw.and_then(|r| r.get("msgs_per_s"))),
+            rel("cpu_ns_per_msg", cpu, best_cpu.map(|b| b.1)),
+            rel(
+                "cpu_ns_per_msg",
+                cpu,
+                raw.and_then(|r| r.get("cpu_ns_per_msg")),
+            ),
+        ];
+        for c in cells {
+            let _ = write!(md, "| {} ", c.unwrap_or_else(|| "–".into()));
+        }
+        md.push_str("|\n");
+        note_errors(md, name, sum);
+    }
+    if let (Some((r, _)), Some((c, _))) = (best_rate, best_cpu) {
+        let _ = writeln!(md, "\nbest lib: {unit} **{r}**, CPU/msg **{c}**.");
+    }
+}
+
+fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let _ = writeln!(md, "\n## Resident memory per idle connection\n");
+    let _ = writeln!(
+        md,
+        "{} connections, each after the upgrade and one {} round trip; the server's \
+         VmRSS after opening them minus before, divided by their number.\n",
+        s.connections,
+        human_size(s.size)
+    );
+    md.push_str("| implementation | bytes per connection | vs best lib | vs raw TCP |\n");
+    md.push_str("|---|--:|--:|--:|\n");
+    let best = stats::best_other(s.id, "bytes_per_conn", summaries);
+    let raw = summaries
+        .get(&(s.id.to_owned(), RAW.to_owned()))
+        .and_then(|r| r.get("bytes_per_conn"));
+    for &name in impls {
+        let Some(sum) = summaries.get(&(s.id.to_owned(), name.to_owned())) else {
+            continue;
+        };
+        if sum.runs == 0 {
+            let _ = writeln!(md, "| {name} | failed: {} |||", first_error(sum));
+            continue;
+        }
+        let bytes = sum.get("bytes_per_conn");
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} |",
+            bytes.map_or("–".into(), |b| format!("{b:.0}")),
+            rel("bytes_per_conn", bytes, best.map(|b| b.1)).unwrap_or_else(|| "–".into()),
+            rel("bytes_per_conn", bytes, raw).unwrap_or_else(|| "–".into()),
+        );
+        note_errors(md, name, sum);
+    }
+    if let Some((b, _)) = best {
+        let _ = writeln!(md, "\nbest lib: **{b}**.");
+    }
+}
+
+/// The microbenchmark table (also what `bench-micro` prints).
+pub fn micro_table(rows: &[Record]) -> String {
+    let mut md = String::from(
+        "| size | memcpy | apply_mask | Utf8Validator::feed | simdutf8 | std::str::from_utf8 | FrameHeader::decode |\n\
+         |--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for r in rows {
+        let get = |k: &str| r.get(k).unwrap_or(f64::NAN);
+        let memcpy = get("memcpy_gbps");
+        let vs = |k: &str| format!("{:.1} GB/s ({:.2}×)", get(k), get(k) / memcpy);
+        let _ = writeln!(
+            md,
+            "| {} | {memcpy:.1} GB/s | {} | {} | {} | {} | {:.1} ns |",
+            human_size(get("size") as usize),
+            vs("apply_mask_gbps"),
+            vs("utf8_validator_gbps"),
+            vs("simdutf8_gbps"),
+            vs("std_utf8_gbps"),
+            get("header_decode_ns"),
+        );
+    }
+    md
+}
+
+fn rel(metric: &str, value: Option<f64>, reference: Option<f64>) -> Option<String> {
+    stats::ratio(metric, value?, reference?).map(|r| format!("{r:.2}×"))
+}
+
+fn note_errors(md: &mut String, name: &str, sum: &Summary) {
+    if !sum.errors.is_empty() {
+        let _ = writeln!(
+            md,
+            "| ↳ {name}: {} of {} runs failed: {} |||||||||||",
+            sum.errors.len(),
+            sum.errors.len() + sum.runs,
+            first_error(sum)
+        );
+    }
+}
+
+fn first_error(sum: &Summary) -> String {
+    sum.errors
+        .first()
+        .map_or_else(String::new, |e| e.replace('|', "/").replace('\n', " "))
+}
+
+/// `1.23 M`, `456 k`, `78.9`.
+pub fn count(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e4 => format!("{:.0} k", v / 1e3),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.1}"),
+    }
+}
+
+/// `812 ns`, `12.3 µs`, `25.1 ms`.
+pub fn nanos(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.1} ms", v / 1e6),
+        v if v >= 1e4 => format!("{:.1} µs", v / 1e3),
+        v => format!("{v:.0} ns"),
+    }
+}
+
+fn micros(v: f64) -> String {
+    nanos(v * 1e3)
+}

@@ -1,0 +1,188 @@
+//! Starts a fresh server process for a run, pinned to core 0, runs the
+//! load generator against it pinned to core 1, and always kills both.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::record::Record;
+
+use super::scenarios::{Kind, Scenario, Timing};
+
+/// Core of the server; the load generator gets the next one.
+const SERVER_CORE: &str = "0";
+const LOAD_CORE: &str = "1";
+
+/// Runs the benchmark binaries.
+pub struct Runner {
+    bin_dir: PathBuf,
+    /// Whether `taskset` is there to pin processes.
+    pin: bool,
+}
+
+impl Runner {
+    /// Binaries are looked up next to the running executable.
+    pub fn new(bin_dir: &Path) -> Self {
+        let pin = Command::new("taskset")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !pin {
+            eprintln!("warning: taskset not found; server and load are not pinned");
+        }
+        Self {
+            bin_dir: bin_dir.to_owned(),
+            pin,
+        }
+    }
+
+    /// Whether processes are pinned to cores.
+    pub fn pinned(&self) -> bool {
+        self.pin
+    }
+
+    /// A command for one of the bench binaries, pinned to `core`.
+    fn command(&self, bin: &str, core: &str) -> Command {
+        let path = self.bin_dir.join(bin);
+        if self.pin {
+            let mut c = Command::new("taskset");
+            c.args(["-c", core]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// `bench-micro --records`, pinned to the server's core.
+    pub fn micro(&self, quick: bool) -> Result<Vec<Record>, String> {
+        let mut cmd = self.command("bench-micro", SERVER_CORE);
+        cmd.arg("--records");
+        if quick {
+            cmd.arg("--quick");
+        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("bench-micro: {e}"))?;
+        finish(child, Duration::from_secs(300), "bench-micro")
+    }
+
+    /// One run of `name` under `scenario`.
+    pub fn run(&self, name: &str, scenario: &Scenario, timing: Timing) -> Result<Record, String> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let mut server = self
+            .command("bench-server", SERVER_CORE)
+            .args(["--impl", name, "--addr", &addr])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("bench-server: {e}"))?;
+        let result = self.load_against(&mut server, name, scenario, timing, &addr);
+        // Still running means it survived the run; either way it goes now.
+        let crashed = server.try_wait().ok().flatten();
+        let _ = server.kill();
+        let _ = server.wait();
+        match crashed {
+            Some(status) => Err(format!("server exited during the run: {status}")),
+            None => result,
+        }
+    }
+
+    fn load_against(
+        &self,
+        server: &mut Child,
+        name: &str,
+        scenario: &Scenario,
+        timing: Timing,
+        addr: &str,
+    ) -> Result<Record, String> {
+        wait_listening(server, Duration::from_secs(10))?;
+        let mut cmd = self.command("bench-load", LOAD_CORE);
+        cmd.args(["--addr", addr, "--server-pid", &server.id().to_string()])
+            .args(["--connections", &scenario.connections.to_string()])
+            .args(["--in-flight", &scenario.in_flight.to_string()])
+            .args(["--size", &scenario.size.to_string()])
+            .args(["--warmup", &timing.warmup.as_secs_f64().to_string()])
+            .args(["--duration", &timing.duration.as_secs_f64().to_string()]);
+        if name == "raw-tcp" {
+            cmd.arg("--raw");
+        }
+        if scenario.kind == Kind::Idle {
+            cmd.arg("--idle");
+        }
+        if scenario.deflate {
+            cmd.arg("--deflate");
+        }
+        let load = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("bench-load: {e}"))?;
+        let limit = timing.warmup + timing.duration + Duration::from_secs(120);
+        let mut records = finish(load, limit, "bench-load")?;
+        let r = records.pop().ok_or("bench-load reported nothing")?;
+        match r.get_text("error") {
+            Some(e) => Err(format!("a connection failed: {e}")),
+            None => Ok(r),
+        }
+    }
+}
+
+/// Waits for the child to exit within `limit` (killing it otherwise) and
+/// parses the records it printed.
+fn finish(mut child: Child, limit: Duration, what: &str) -> Result<Vec<Record>, String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut out);
+        let _ = tx.send(out);
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what} did not finish within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| format!("{what}: no output"))?;
+    if !status.success() {
+        return Err(format!("{what} failed: {status}"));
+    }
+    Record::parse_all(&out).map_err(|e| format!("{what}: bad output ({e})"))
+}
+
+/// Waits for the server's "listening" line.
+fn wait_listening(server: &mut Child, limit: Duration) -> Result<(), String> {
+    let stdout = server.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(line) if line.starts_with("listening") => Ok(()),
+        Ok(line) => Err(format!("server did not start: {line:?}")),
+        Err(_) => Err(format!("server did not start within {limit:?}")),
+    }
+}
+
+/// A port nothing listens on now (the OS picks it; the server binds it a
+/// moment later).
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}

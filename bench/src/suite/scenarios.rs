@@ -1,0 +1,118 @@
+//! The scenarios of issue 7, in full and in the quick CI form.
+
+use std::time::Duration;
+
+/// What the load generator does in a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Keep messages in flight and count echoes.
+    Echo,
+    /// Open connections and measure the server's memory.
+    Idle,
+}
+
+/// One load shape.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: &'static str,
+    pub title: String,
+    pub kind: Kind,
+    pub connections: usize,
+    pub in_flight: usize,
+    pub size: usize,
+    /// permessage-deflate negotiated, JSON-like text sent compressed.
+    pub deflate: bool,
+}
+
+/// How long each run lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+impl Scenario {
+    fn echo(id: &'static str, connections: usize, in_flight: usize, size: usize) -> Self {
+        Self {
+            id,
+            title: format!(
+                "{} messages, {}",
+                human_size(size),
+                shape(connections, in_flight)
+            ),
+            kind: Kind::Echo,
+            connections,
+            in_flight,
+            size,
+            deflate: false,
+        }
+    }
+
+    fn deflate(id: &'static str, connections: usize, in_flight: usize, size: usize) -> Self {
+        Self {
+            title: format!(
+                "permessage-deflate: {} JSON text messages, {}",
+                human_size(size),
+                shape(connections, in_flight)
+            ),
+            deflate: true,
+            ..Self::echo(id, connections, in_flight, size)
+        }
+    }
+
+    /// The implementations this scenario runs against, of `all`.
+    pub fn impls<'a>(&self, all: &[&'a str]) -> Vec<&'a str> {
+        all.iter()
+            .copied()
+            .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
+            .collect()
+    }
+
+    fn idle(connections: usize) -> Self {
+        Self {
+            id: "idle",
+            title: format!("resident memory per idle connection, {connections} connections"),
+            kind: Kind::Idle,
+            connections,
+            in_flight: 1,
+            size: 32,
+            deflate: false,
+        }
+    }
+
+    /// A single connection with one small message in flight: the round
+    /// trip scenario, reported with latencies.
+    pub fn is_round_trip(&self) -> bool {
+        self.kind == Kind::Echo && self.connections == 1 && self.in_flight == 1 && self.size <= 64
+    }
+}
+
+/// Every scenario; `quick` uses fewer connections for the CI smoke run.
+pub fn all(quick: bool) -> Vec<Scenario> {
+    let c = |full: usize, small: usize| if quick { small } else { full };
+    vec![
+        Scenario::echo("echo-64", c(64, 16), 16, 64),
+        Scenario::echo("echo-1k", c(64, 16), 16, 1 << 10),
+        Scenario::echo("echo-16k", c(200, 32), 4, 16 << 10),
+        Scenario::echo("echo-64k", c(8, 4), 4, 64 << 10),
+        Scenario::echo("round-trip", 1, 1, 32),
+        Scenario::echo("echo-16m", 1, 1, 16 << 20),
+        Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
+        Scenario::idle(c(10_000, 1_000)),
+    ]
+}
+
+/// `64 connections × 16 in flight`.
+fn shape(connections: usize, in_flight: usize) -> String {
+    let plural = if connections == 1 { "" } else { "s" };
+    format!("{connections} connection{plural} × {in_flight} in flight")
+}
+
+/// `64 B`, `1 KiB`, `16 MiB`.
+pub fn human_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}

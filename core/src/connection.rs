@@ -397,8 +397,12 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(deadline) = self.close_deadline {
-            if now >= deadline {
+            if now >= deadline && !self.close_timed_out {
+                // Give up on the peer: what it has not read by now it never
+                // will, and waiting for it would keep the socket open.
                 self.close_timed_out = true;
+                self.out = Outbox::new(self.role == Role::Client);
+                self.owed_pongs.clear();
             }
         }
         if self.sent_close || self.received_close || self.failed {

@@ -1509,3 +1509,24 @@ fn idle_timeout_closes_with_1001() {
         assert_eq!(sent_close_code(&mut c), Some(1001));
     }
 }
+
+/// A peer that stops reading cannot keep the connection open: at the close
+/// timeout the unsent bytes are dropped, so `is_finished()` with nothing
+/// left to transmit tells the adapter to close the socket.
+#[test]
+fn close_timeout_drops_what_the_peer_never_read() {
+    for role in ROLES {
+        let t = Instant::now();
+        let mut c = conn(role, t);
+        c.send(Message::binary(vec![7u8; 100_000])).unwrap();
+        c.close(CloseCode::NORMAL, "bye").unwrap();
+        // Nothing is ever written: the peer's window is shut.
+        assert!(c.has_transmit());
+        let deadline = c.poll_timeout().expect("close deadline");
+        c.handle_timeout(deadline);
+        assert!(c.is_finished(), "{role:?}");
+        assert!(!c.has_transmit(), "{role:?}: the queue was dropped");
+        assert_eq!(c.buffered_amount(), 0);
+        assert_eq!(c.state(), State::Closed);
+    }
+}

@@ -69,7 +69,8 @@ pub fn markdown(
     if let Some(rows) = micro {
         md.push_str("\n## tether-core microbenchmarks\n\n");
         md.push_str(
-            "Throughput of one call on a buffer of the given size (in cache), with the \
+            "Throughput of one call on a buffer of the given size (in cache; the fastest \
+             of five samples), with the \
              ratio to a plain `copy_from_slice` of the same bytes; header decoding is \
              per header of a masked frame carrying that size. Text is JSON-like ASCII.\n\n",
         );

@@ -902,7 +902,7 @@ impl Connection {
             if (input.is_empty() && wrote < room) || (used == 0 && wrote == 0) {
                 return Ok(());
             }
-            step = INFLATE_STEP;
+            step = (step * 2).min(INFLATE_STEP);
         }
     }
 

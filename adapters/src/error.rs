@@ -12,6 +12,9 @@ pub enum Error {
     /// A message arrived in chunks (chunk delivery is on) where the message
     /// `Stream` expects whole messages; read it with `next_chunk`.
     Chunked,
+    /// The peer broke the resumable-transfer protocol (`tether::resume`);
+    /// the connection was closed with 1008.
+    Resume(tether_core::resume::ResumeError),
 }
 
 impl fmt::Display for Error {
@@ -20,6 +23,7 @@ impl fmt::Display for Error {
             Self::Ws(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
+            Self::Resume(e) => e.fmt(f),
         }
     }
 }
@@ -30,6 +34,7 @@ impl std::error::Error for Error {
             Self::Ws(e) => Some(e),
             Self::Io(e) => Some(e),
             Self::Chunked => None,
+            Self::Resume(e) => Some(e),
         }
     }
 }

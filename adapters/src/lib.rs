@@ -34,6 +34,7 @@
 mod driver;
 mod error;
 mod handshake;
+pub mod resume;
 mod socket;
 mod transport;
 

@@ -42,6 +42,7 @@ mod keepalive;
 pub mod mask;
 mod message;
 mod outbox;
+pub mod resume;
 mod rng;
 pub mod utf8;
 

@@ -192,7 +192,12 @@ def details(run: Run) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR[::N]",
+        help="a run's report directory, optionally with its own expected count",
+    )
     parser.add_argument(
         "--expected",
         type=int,
@@ -207,7 +212,17 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    runs = [load_run(d, args.expected) for d in args.dirs]
+    dirs, expectations = [], []
+    for arg in args.dirs:
+        path, sep, count = arg.rpartition("::")
+        if sep:
+            dirs.append(Path(path))
+            expectations.append(int(count))
+        else:
+            dirs.append(Path(arg))
+            expectations.append(args.expected)
+    args.dirs = dirs
+    runs = [load_run(d, n) for d, n in zip(dirs, expectations)]
     rows = table_rows(runs)
 
     print(render_text(rows))

@@ -12,6 +12,9 @@ pub enum Error {
     /// A message arrived in chunks (chunk delivery is on) where the message
     /// `Stream` expects whole messages; read it with `next_chunk`.
     Chunked,
+    /// A reconnecting client stopped: its policy does not retry this
+    /// failure, or its attempts ran out.
+    NotRetried(tether_core::backoff::Failure),
 }
 
 impl fmt::Display for Error {
@@ -20,6 +23,7 @@ impl fmt::Display for Error {
             Self::Ws(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
+            Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
         }
     }
 }
@@ -29,7 +33,7 @@ impl std::error::Error for Error {
         match self {
             Self::Ws(e) => Some(e),
             Self::Io(e) => Some(e),
-            Self::Chunked => None,
+            Self::Chunked | Self::NotRetried(_) => None,
         }
     }
 }

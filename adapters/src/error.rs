@@ -15,6 +15,9 @@ pub enum Error {
     /// The peer broke the resumable-transfer protocol (`tether::resume`);
     /// the connection was closed with 1008.
     Resume(tether_core::resume::ResumeError),
+    /// A reconnecting client stopped: its policy does not retry this
+    /// failure, or its attempts ran out.
+    NotRetried(tether_core::backoff::Failure),
 }
 
 impl fmt::Display for Error {
@@ -24,6 +27,7 @@ impl fmt::Display for Error {
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
             Self::Resume(e) => e.fmt(f),
+            Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
         }
     }
 }
@@ -33,8 +37,8 @@ impl std::error::Error for Error {
         match self {
             Self::Ws(e) => Some(e),
             Self::Io(e) => Some(e),
-            Self::Chunked => None,
             Self::Resume(e) => Some(e),
+            Self::Chunked | Self::NotRetried(_) => None,
         }
     }
 }

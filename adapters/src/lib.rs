@@ -31,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+mod connector;
 mod driver;
 mod error;
 mod handshake;
@@ -40,11 +41,14 @@ mod transport;
 
 #[cfg(feature = "mio")]
 pub mod mio;
+pub mod pool;
+pub mod reconnect;
 #[cfg(feature = "smol")]
 pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+pub use connector::Connector;
 pub use driver::{Chunk, WebSocket, WsSink, WsStream};
 pub use error::Error;
 pub use handshake::{os_rng, ClientOptions, Decision, ServerOptions};

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 mod close;
 mod config;
 mod connection;

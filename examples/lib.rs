@@ -1,1 +1,3 @@
 //! Runnable examples of tether; see the `[[example]]` targets.
+
+pub mod rows;

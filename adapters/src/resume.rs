@@ -48,6 +48,9 @@ pub struct Received {
     pub batches: u64,
     /// END arrived and everything before it committed.
     pub complete: bool,
+    /// The sender's close frame, if it sent one (say, 1012 when it
+    /// restarts): tells a reconnecting client whether to come back.
+    pub close: Option<CloseFrame>,
 }
 
 /// Serves one connection: reads the receiver's RESUME, opens the source
@@ -184,6 +187,7 @@ where
     let mut state = Receiving {
         submitted: VecDeque::new(),
         batches: 0,
+        close: None,
     };
     let exit = match ws.send(Message::Binary(hello)).await {
         Ok(()) => {
@@ -199,6 +203,7 @@ where
     let received = Received {
         batches: state.batches,
         complete: receiver.is_complete(),
+        close: state.close.take(),
     };
     match exit {
         Exit::Ended if received.complete => {
@@ -224,6 +229,7 @@ struct Receiving {
     /// Positions of the batches handed to the store, not yet confirmed.
     submitted: VecDeque<(u64, Position)>,
     batches: u64,
+    close: Option<CloseFrame>,
 }
 
 impl Receiving {
@@ -338,6 +344,10 @@ impl Receiving {
                         return Poll::Ready(Exit::Violation(ResumeError::Malformed(
                             "text message",
                         )));
+                    }
+                    Poll::Ready(Some(Ok(Message::Close(frame)))) => {
+                        self.close = frame;
+                        progress = true;
                     }
                     Poll::Ready(Some(Ok(_))) => progress = true,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Exit::Failed(e)),

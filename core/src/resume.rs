@@ -509,7 +509,7 @@ impl Receiver {
     pub fn committed(&mut self, seq: u64) -> Bytes {
         assert!(seq < self.expected, "commit of batch {seq} not received");
         assert!(
-            self.committed.is_none_or(|c| seq >= c),
+            self.committed.map_or(true, |c| seq >= c),
             "commit of batch {seq} goes backwards"
         );
         self.committed = Some(seq);

@@ -1,0 +1,175 @@
+//! The receiving side: connects (and reconnects), resumes from the
+//! position stored with the data, and commits every batch with its
+//! position in one SQLite transaction on a writer thread, so the network
+//! and the disk work at the same time.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use tether::core::resume::{Batch, SUBPROTOCOL};
+use tether::reconnect::{BackoffConfig, ReconnectEvent, ReconnectOptions, Reconnector};
+use tether::ClientOptions;
+
+use super::db;
+
+/// What the client needs to know.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `ws://` URL of the server (or of a relay in front of it).
+    pub url: String,
+    /// The client's own database.
+    pub db: PathBuf,
+    /// Most batches in flight, unacknowledged.
+    pub window: u32,
+    /// Backoff between reconnection attempts.
+    pub backoff: BackoffConfig,
+}
+
+/// What a finished transfer counted.
+#[derive(Debug, Default)]
+pub struct ClientReport {
+    /// Connections made, the first included.
+    pub connections: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Rows committed.
+    pub rows: u64,
+}
+
+pub use super::db::BoxError;
+
+/// Receives the whole table into `config.db`, reconnecting and resuming
+/// until it is complete. `progress` counts committed rows.
+pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientReport, BoxError> {
+    let store = db::open_rw(&config.db)?;
+    let mut position = db::position(&store)?;
+    let window = config.window.max(1);
+
+    // The writer thread: batches in, committed sequence numbers out. The
+    // inbound channel holds at most a window of batches.
+    let (batch_tx, batch_rx) = smol::channel::bounded::<Batch>(window as usize);
+    let (done_tx, done_rx) = smol::channel::unbounded::<io::Result<u64>>();
+    let rows = Arc::new(AtomicU64::new(0));
+    let batches = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (rows, batches, progress) = (rows.clone(), batches.clone(), progress.clone());
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_batches(store, batch_rx, done_tx, &rows, &batches, &progress))?
+    };
+    let mut commits = Box::pin(futures_util::sink::unfold(
+        batch_tx,
+        |tx, batch: Batch| async move {
+            tx.send(batch).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the SQLite writer stopped")
+            })?;
+            Ok::<_, io::Error>(tx)
+        },
+    ));
+    let mut committed = Box::pin(done_rx);
+
+    let connections = Arc::new(AtomicU64::new(0));
+    let mut reconnector = Reconnector::smol(
+        &config.url,
+        client_options(),
+        ReconnectOptions {
+            backoff: config.backoff.clone(),
+            ..Default::default()
+        },
+    )
+    .on_event({
+        let (connections, progress) = (connections.clone(), progress.clone());
+        move |event| match event {
+            ReconnectEvent::Connected { .. } => {
+                let n = connections.fetch_add(1, Ordering::Relaxed) + 1;
+                if n > 1 {
+                    progress.set_message(format!("{} reconnects", n - 1));
+                }
+            }
+            ReconnectEvent::Failed { failure, .. } | ReconnectEvent::GaveUp { failure, .. } => {
+                progress.println(format!("connection attempt failed: {failure:?}"));
+            }
+            _ => {}
+        }
+    });
+
+    loop {
+        let mut ws = reconnector.connect().await?;
+        let outcome =
+            tether::resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
+                .await;
+        match outcome {
+            Ok(received) if received.complete => break,
+            Ok(received) => reconnector.session_ended(received.close.as_ref())?,
+            Err(e) => reconnector.session_ended(&e)?,
+        }
+    }
+    drop(commits);
+    writer
+        .join()
+        .map_err(|_| io::Error::other("the SQLite writer panicked"))??;
+    Ok(ClientReport {
+        connections: connections.load(Ordering::Relaxed),
+        batches: batches.load(Ordering::Relaxed),
+        rows: rows.load(Ordering::Relaxed),
+    })
+}
+
+/// The resume subprotocol; no compression (see the server's options).
+fn client_options() -> ClientOptions {
+    ClientOptions {
+        protocols: vec![SUBPROTOCOL.into()],
+        deflate: Vec::new(),
+        ..Default::default()
+    }
+}
+
+/// Commits each batch with its position, and reports it.
+fn write_batches(
+    mut store: rusqlite::Connection,
+    batches: smol::channel::Receiver<Batch>,
+    done: smol::channel::Sender<io::Result<u64>>,
+    rows: &AtomicU64,
+    batch_count: &AtomicU64,
+    progress: &ProgressBar,
+) -> Result<(), BoxError> {
+    let mut busy = std::time::Duration::ZERO;
+    while let Ok(batch) = batches.recv_blocking() {
+        let started = std::time::Instant::now();
+        let result = db::commit_batch(&mut store, &batch.payload, &batch.position_after());
+        busy += started.elapsed();
+        match result {
+            Ok(n) => {
+                rows.fetch_add(n as u64, Ordering::Relaxed);
+                batch_count.fetch_add(1, Ordering::Relaxed);
+                progress.inc(n as u64);
+                if done.send_blocking(Ok(batch.seq)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = done.send_blocking(Err(io::Error::other(e.to_string())));
+                return Err(e);
+            }
+        }
+    }
+    if std::env::var_os("ROWS_DEBUG").is_some() {
+        eprintln!("client: SQLite writer busy {busy:.2?}");
+    }
+    Ok(())
+}
+
+/// Backoff for a demo on loopback: quick first retries, a short cap.
+pub fn quick_backoff() -> BackoffConfig {
+    BackoffConfig {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(500),
+        reset_after: Duration::from_millis(500),
+        ..Default::default()
+    }
+}

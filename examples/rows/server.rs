@@ -1,0 +1,122 @@
+//! The sending side: serves the table to any number of clients, each from
+//! wherever its RESUME says, with no state kept between connections.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use futures_util::Stream;
+use smol::net::TcpListener;
+use tether::core::resume::{BatchWriter, Position, SUBPROTOCOL};
+use tether::core::Bytes;
+use tether::http::{Response, StatusCode};
+use tether::{Accept, ServerOptions};
+
+use super::{codec, db};
+
+/// What the server needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The source database.
+    pub db: PathBuf,
+    /// Rows per batch.
+    pub batch_rows: usize,
+    /// Most unacknowledged batches per client.
+    pub max_window: u32,
+}
+
+/// Accepts connections forever, one task each.
+pub async fn run(listener: TcpListener, config: ServeConfig) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let config = config.clone();
+        smol::spawn(async move {
+            if let Err(e) = serve_one(stream, &config).await {
+                // A cut connection is the normal case under chaos.
+                if std::env::var_os("ROWS_DEBUG").is_some() {
+                    eprintln!("server: connection ended: {e}");
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+async fn serve_one(
+    stream: smol::net::TcpStream,
+    config: &ServeConfig,
+) -> Result<(), tether::Error> {
+    let mut ws = tether::smol::accept_with(stream, &server_options(), |req| {
+        let offered = req
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == SUBPROTOCOL);
+        if offered {
+            Ok(Accept {
+                protocol: Some(SUBPROTOCOL.into()),
+                ..Default::default()
+            })
+        } else {
+            let mut response = Response::new(Bytes::from_static(
+                b"this endpoint speaks the tether.resume.v1 subprotocol only\n",
+            ));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Err(Box::new(response))
+        }
+    })
+    .await?;
+    let (db, batch_rows) = (config.db.clone(), config.batch_rows);
+    tether::resume::serve(&mut ws, config.max_window, |from| {
+        source(db, from, batch_rows)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Compression stays off: the binary rows compress about 2:1, which on
+/// loopback costs more CPU than it saves.
+fn server_options() -> ServerOptions {
+    ServerOptions {
+        deflate: None,
+        ..Default::default()
+    }
+}
+
+/// The table from `from` on, as finished batches: a thread reads SQLite
+/// one batch ahead of the connection and stops when the connection drops
+/// the stream.
+fn source(
+    db_path: PathBuf,
+    from: &Position,
+    batch_rows: usize,
+) -> impl Stream<Item = io::Result<(BatchWriter, Bytes)>> {
+    let (tx, rx) = smol::channel::bounded(1);
+    let after = codec::after_id(&from.cursor);
+    thread::spawn(move || {
+        let result = (|| -> io::Result<()> {
+            let mut after = after.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let db = db::open_ro(Path::new(&db_path)).map_err(io::Error::other)?;
+            loop {
+                let mut writer = BatchWriter::with_capacity(batch_rows * (codec::FIXED_LEN + 16));
+                let (n, last) = db::read_after(&db, after, batch_rows, writer.payload_mut())
+                    .map_err(io::Error::other)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                after = last;
+                let cursor = Bytes::copy_from_slice(&codec::cursor(last));
+                if tx.send_blocking(Ok((writer, cursor))).is_err() {
+                    return Ok(()); // the connection is gone
+                }
+            }
+        })();
+        if let Err(e) = result {
+            let _ = tx.send_blocking(Err(e));
+        }
+    });
+    rx
+}

@@ -163,9 +163,10 @@ fn main() -> Result<(), BoxError> {
         report.rows as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "connections {} (reconnects {}), cuts made {} of {}",
+        "connections {} (reconnects {}, {:.2?} of backoff waits), cuts made {} of {}",
         report.connections,
         report.connections.saturating_sub(1),
+        report.backoff,
         load(&counters.cuts),
         args.chaos
     );

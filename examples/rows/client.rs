@@ -39,6 +39,8 @@ pub struct ClientReport {
     pub batches: u64,
     /// Rows committed.
     pub rows: u64,
+    /// Time spent waiting between connection attempts (backoff).
+    pub backoff: Duration,
 }
 
 pub use super::db::BoxError;
@@ -74,6 +76,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     let mut committed = Box::pin(done_rx);
 
     let connections = Arc::new(AtomicU64::new(0));
+    let backoff_us = Arc::new(AtomicU64::new(0));
     let mut reconnector = Reconnector::smol(
         &config.url,
         client_options(),
@@ -83,8 +86,12 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         },
     )
     .on_event({
-        let (connections, progress) = (connections.clone(), progress.clone());
+        let (connections, backoff_us, progress) =
+            (connections.clone(), backoff_us.clone(), progress.clone());
         move |event| match event {
+            ReconnectEvent::Waiting { delay, .. } => {
+                backoff_us.fetch_add(delay.as_micros() as u64, Ordering::Relaxed);
+            }
             ReconnectEvent::Connected { .. } => {
                 let n = connections.fetch_add(1, Ordering::Relaxed) + 1;
                 if n > 1 {
@@ -117,6 +124,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         connections: connections.load(Ordering::Relaxed),
         batches: batches.load(Ordering::Relaxed),
         rows: rows.load(Ordering::Relaxed),
+        backoff: Duration::from_micros(backoff_us.load(Ordering::Relaxed)),
     })
 }
 

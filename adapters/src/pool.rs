@@ -161,7 +161,9 @@ impl<R: Connector> Endpoint<R> {
     }
 }
 
-/// What a checkout does next.
+/// What a checkout does next. Lives for one step on the stack, so the
+/// size of the connection it may carry does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Step<R: Connector> {
     Reuse(WebSocket<R::Io, R>),
     Connect,

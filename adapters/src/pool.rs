@@ -13,6 +13,10 @@
 //! with 1001 when their endpoint is next checked out, or by
 //! [`Pool::evict_idle`].
 //!
+//! The check sees what has arrived: a reply still in flight when a
+//! connection was returned cannot be told from a quiet connection, so
+//! read your replies before dropping the guard, or [`Pooled::discard`] it.
+//!
 //! Idle connections are not driven while they sit in the pool (there is
 //! no background task, so the pool works on any runtime): the peer's
 //! pings are answered and keepalive resumes at the next checkout. Keep
@@ -157,7 +161,9 @@ impl<R: Connector> Endpoint<R> {
     }
 }
 
-/// What a checkout does next.
+/// What a checkout does next. Lives for one step on the stack, so the
+/// size of the connection it may carry does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Step<R: Connector> {
     Reuse(WebSocket<R::Io, R>),
     Connect,

@@ -21,7 +21,7 @@ use tether::{
     ClientOptions, CloseCode, Config, Connector, Decision, Error, Message, ServerOptions,
 };
 
-use common::{closed_port, listener, serve, session_end, url};
+use common::{bounded, closed_port, listener, serve, session_end, url};
 use ReconnectEvent::*;
 
 fn ms(n: u64) -> Duration {
@@ -271,12 +271,12 @@ async fn session_close_codes<R: Connector>() {
     let (mut rc, events) = recorder::<R>(&url(addr), options());
 
     let mut ws = rc.connect().await.expect("first connection");
-    let end = session_end(&mut ws).await;
+    let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
     assert_eq!(end, Failure::Close(1012));
     rc.session_ended(end).expect("1012 is retried");
 
     let mut ws = rc.connect().await.expect("second connection");
-    let end = session_end(&mut ws).await;
+    let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
     assert_eq!(end, Failure::Close(1008));
     let err = rc.session_ended(end).expect_err("1008 is final");
     assert!(
@@ -326,7 +326,7 @@ async fn short_sessions_keep_backing_off<R: Connector>() {
     let mut delays = Vec::new();
     for _ in 0..4 {
         let mut ws = rc.connect().await.expect("connects");
-        let end = session_end(&mut ws).await;
+        let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
         assert_eq!(end, Failure::Close(1006));
         rc.session_ended(end).expect("1006 is retried");
         for e in take(&events) {

@@ -108,3 +108,13 @@ macro_rules! on_each_runtime {
         }
     };
 }
+
+/// `fut`'s output; fails the test if it takes longer than 10 s, so a bug
+/// shows as a failure rather than a hung test run.
+pub async fn bounded<R: Runtime, T>(what: &str, fut: impl Future<Output = T>) -> T {
+    let timer = R::sleep_until(Instant::now() + Duration::from_secs(10));
+    match futures_util::future::select(std::pin::pin!(fut), timer).await {
+        futures_util::future::Either::Left((v, _)) => v,
+        futures_util::future::Either::Right(_) => panic!("timed out: {what}"),
+    }
+}

@@ -13,7 +13,6 @@
 //!
 //! Run on smol and tokio (the shared driver) and on the mio event loop.
 
-use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::pin;
@@ -24,7 +23,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 use futures_util::{SinkExt, StreamExt};
-use tether::{ClientOptions, Config, Error, Message, Runtime, ServerOptions, Transport};
+use tether::{ClientOptions, Config, Error, Message, ServerOptions};
+
+mod runtimes;
+use runtimes::{Rt, Ws};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -90,12 +92,12 @@ impl Relay {
         });
         Self { addr, state }
     }
+}
 
-    /// Stops forwarding; returns when.
-    fn freeze(&self) -> Instant {
-        self.state.store(FROZEN, Ordering::SeqCst);
-        Instant::now()
-    }
+/// Stops the relay whose state this is from forwarding; returns when.
+fn freeze(relay_state: &AtomicU8) -> Instant {
+    relay_state.store(FROZEN, Ordering::SeqCst);
+    Instant::now()
 }
 
 impl Drop for Relay {
@@ -139,72 +141,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &AtomicU8) {
 
 // ---- the async runtimes ----
 
-/// What differs between smol and tokio here: running a future, a timer,
-/// and the adapter's accept and connect.
-trait Rt {
-    type S: Transport + Send + 'static;
-    type R: Runtime;
-    fn block_on<T>(fut: impl Future<Output = T>) -> T;
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
-    fn accept(tcp: TcpStream, options: ServerOptions) -> impl Future<Output = Ws<Self>>;
-    fn connect(url: &str, options: ClientOptions) -> impl Future<Output = Ws<Self>>;
-}
-
-type Ws<T> = tether::WebSocket<<T as Rt>::S, <T as Rt>::R>;
-
-struct SmolRt;
-
-impl Rt for SmolRt {
-    type S = tether::smol::Io<smol::net::TcpStream>;
-    type R = tether::smol::Smol;
-    fn block_on<T>(fut: impl Future<Output = T>) -> T {
-        smol::block_on(fut)
-    }
-    async fn sleep(d: Duration) {
-        smol::Timer::after(d).await;
-    }
-    async fn accept(tcp: TcpStream, options: ServerOptions) -> Ws<Self> {
-        let tcp = smol::net::TcpStream::try_from(tcp).expect("async socket");
-        tether::smol::accept_with(tcp, &options, |_| Ok(Default::default()))
-            .await
-            .expect("server handshake")
-    }
-    async fn connect(url: &str, options: ClientOptions) -> Ws<Self> {
-        tether::smol::connect_with(url, options)
-            .await
-            .expect("client handshake")
-    }
-}
-
-struct TokioRt;
-
-impl Rt for TokioRt {
-    type S = tether::tokio::Io<tokio::net::TcpStream>;
-    type R = tether::tokio::Tokio;
-    fn block_on<T>(fut: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-            .block_on(fut)
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-    async fn accept(tcp: TcpStream, options: ServerOptions) -> Ws<Self> {
-        tcp.set_nonblocking(true).expect("nonblocking");
-        let tcp = tokio::net::TcpStream::from_std(tcp).expect("async socket");
-        tether::tokio::accept_with(tcp, &options, |_| Ok(Default::default()))
-            .await
-            .expect("server handshake")
-    }
-    async fn connect(url: &str, options: ClientOptions) -> Ws<Self> {
-        tether::tokio::connect_with(url, options)
-            .await
-            .expect("client handshake")
-    }
-}
-
 /// The next item that is not a ping or a pong (those only show that the
 /// keepalive runs; the core answers pings by itself).
 async fn next_data<T: Rt>(ws: &mut Ws<T>) -> Option<Result<Message, Error>> {
@@ -219,12 +155,10 @@ async fn next_data<T: Rt>(ws: &mut Ws<T>) -> Option<Result<Message, Error>> {
 /// Reads (so pings are answered) for `d`; nothing but pings and pongs may
 /// arrive meanwhile.
 async fn idle<T: Rt>(ws: &mut Ws<T>, d: Duration, who: &str) {
-    let mut sleep = pin!(T::sleep(d));
-    loop {
-        match select(pin!(next_data::<T>(ws)), sleep.as_mut()).await {
-            Either::Left((item, _)) => panic!("{who}: unexpected {item:?} before the freeze"),
-            Either::Right(((), _)) => return,
-        }
+    // next_data skips pings and pongs itself, so anything it returns
+    // before the timer is unexpected.
+    if let Either::Left((item, _)) = select(pin!(next_data::<T>(ws)), pin!(T::sleep(d))).await {
+        panic!("{who}: unexpected {item:?} before the freeze");
     }
 }
 
@@ -278,8 +212,7 @@ fn dead_peer_on<T: Rt>(runtime: &str) {
                 idle::<T>(&mut ws, PAUSE, "client").await;
             }
             let latency = ws.latency();
-            state.store(FROZEN, Ordering::SeqCst);
-            let _ = freeze_tx.send(Instant::now());
+            let _ = freeze_tx.send(freeze(&state));
             let end = next_data::<T>(&mut ws).await;
             let _ = report_tx.send(("client", (Instant::now(), end, latency)));
         });
@@ -333,14 +266,16 @@ fn check(runtime: &str, freeze: Instant, reports: Vec<(&str, Report)>) {
     }
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn dead_peer_detected_on_smol() {
-    dead_peer_on::<SmolRt>("smol");
+    dead_peer_on::<runtimes::SmolRt>("smol");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn dead_peer_detected_on_tokio() {
-    dead_peer_on::<TokioRt>("tokio");
+    dead_peer_on::<runtimes::TokioRt>("tokio");
 }
 
 // ---- mio ----
@@ -370,7 +305,7 @@ fn dead_peer_detected_on_mio() {
 
     let mut rounds = 0;
     let mut next_send: Option<Instant> = None;
-    let mut freeze: Option<Instant> = None;
+    let mut frozen: Option<Instant> = None;
     let mut ends: Vec<(&str, Instant, Event, Option<Duration>)> = Vec::new();
     let give_up = Instant::now() + GIVE_UP;
     while ends.len() < 2 {
@@ -381,7 +316,7 @@ fn dead_peer_detected_on_mio() {
         if next_send.is_some_and(|at| Instant::now() >= at) {
             next_send = None;
             if rounds == ROUNDS {
-                freeze = Some(relay.freeze());
+                frozen = Some(freeze(&relay.state));
             } else {
                 let m = Message::text(format!("round {rounds}"));
                 driver.send(client, m).expect("send");
@@ -393,10 +328,10 @@ fn dead_peer_detected_on_mio() {
                 match event {
                     Event::Open if id == client => next_send = Some(Instant::now()),
                     Event::Open | Event::Ping(_) | Event::Pong { .. } | Event::Writable => {}
-                    Event::Message(m) if id != client && freeze.is_none() => {
+                    Event::Message(m) if id != client && frozen.is_none() => {
                         conns.send(id, m).expect("echo");
                     }
-                    Event::Message(m) if freeze.is_none() => {
+                    Event::Message(m) if frozen.is_none() => {
                         assert_eq!(m, Message::text(format!("round {rounds}")));
                         rounds += 1;
                         next_send = Some(Instant::now() + PAUSE);
@@ -411,7 +346,7 @@ fn dead_peer_detected_on_mio() {
             })
             .expect("poll");
     }
-    let freeze = freeze.unwrap_or_else(|| panic!("mio: ended before the freeze: {ends:?}"));
+    let frozen = frozen.unwrap_or_else(|| panic!("mio: ended before the freeze: {ends:?}"));
     let reports = ends
         .into_iter()
         .map(|(who, when, ev, latency)| {
@@ -422,5 +357,5 @@ fn dead_peer_detected_on_mio() {
             (who, (when, end, latency))
         })
         .collect();
-    check("mio", freeze, reports);
+    check("mio", frozen, reports);
 }

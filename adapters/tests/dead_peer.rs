@@ -278,6 +278,168 @@ fn dead_peer_detected_on_tokio() {
     dead_peer_on::<runtimes::TokioRt>("tokio");
 }
 
+// ---- a dead peer while the server is pushing data ----
+
+/// The close timeout of the server that pushes data.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the client reads the server's stream before the freeze.
+const STREAMING: Duration = Duration::from_millis(2500);
+
+/// The server is pushing 1 MiB messages when the peer dies, so its queue
+/// sits behind a TCP window that never opens again. Its keepalive still
+/// fails it, and the close timeout then drops what cannot be written and
+/// ends the connection: the stream ends (`None`) instead of holding the
+/// socket forever. The client notices the dead peer as before.
+///
+/// Only upper bounds here: a ping queued just before the freeze may sit
+/// behind megabytes of data, so it can be lost well before the freeze.
+fn dead_peer_while_sending_on<T: Rt>(runtime: &str) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let relay = Relay::start(listener.local_addr().expect("addr"));
+    let url = format!("ws://{}/", relay.addr);
+    let state = relay.state.clone();
+    // (who, when it was done, what it saw, whether that was the keepalive
+    // timeout, milestones on the way)
+    type Done = (
+        &'static str,
+        Instant,
+        String,
+        bool,
+        Vec<(&'static str, Instant)>,
+    );
+    let (report_tx, report) = mpsc::channel::<Done>();
+
+    let server_tx = report_tx.clone();
+    thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        T::block_on(async move {
+            let options = ServerOptions {
+                config: Config {
+                    close_timeout: CLOSE_TIMEOUT,
+                    ..keepalive()
+                },
+                // Compressed, the data would be a few bytes on the wire
+                // and fit in the socket buffers for minutes.
+                #[cfg(feature = "deflate")]
+                deflate: None,
+                ..ServerOptions::default()
+            };
+            let mut ws = T::accept(tcp, options).await;
+            let data = tether::Bytes::from(vec![7u8; 1 << 20]);
+            let sent = loop {
+                if let Err(e) = ws.send(Message::Binary(data.clone())).await {
+                    break (e, Instant::now());
+                }
+            };
+            // What is left to read: the pings and pongs that piled up
+            // while sending, the failure, then the end.
+            let mut failure = None;
+            while let Some(item) = ws.next().await {
+                if let Err(e) = item {
+                    failure = Some((e, Instant::now()));
+                }
+            }
+            let mut milestones = vec![("send failed", sent.1)];
+            milestones.extend(failure.as_ref().map(|f| ("failure read", f.1)));
+            let failure = failure.map(|f| f.0);
+            let keepalive = matches!(
+                failure,
+                Some(Error::Ws(tether::core::Error::KeepaliveTimeout))
+            );
+            let what = format!(
+                "send failed with {:?}, then {failure:?} and the end",
+                sent.0
+            );
+            let _ = server_tx.send(("server", Instant::now(), what, keepalive, milestones));
+        });
+    });
+
+    let (freeze_tx, freeze_at) = mpsc::channel();
+    thread::spawn(move || {
+        T::block_on(async move {
+            let mut ws = T::connect(
+                &url,
+                ClientOptions {
+                    config: keepalive(),
+                    ..ClientOptions::default()
+                },
+            )
+            .await;
+            let start = Instant::now();
+            let mut received = 0;
+            while start.elapsed() < STREAMING {
+                match next_data::<T>(&mut ws).await {
+                    Some(Ok(Message::Binary(_))) => received += 1,
+                    other => panic!("client: after {received} messages: {other:?}"),
+                }
+            }
+            assert!(received > 0, "client: nothing arrived");
+            let _ = freeze_tx.send(freeze(&state));
+            // Drain what was already on its way, until the failure.
+            let end = loop {
+                match next_data::<T>(&mut ws).await {
+                    Some(Ok(Message::Binary(_))) => {}
+                    other => break other,
+                }
+            };
+            let keepalive = matches!(
+                end,
+                Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+            );
+            let what = format!("{received} messages before the freeze, then {end:?}");
+            let _ = report_tx.send(("client", Instant::now(), what, keepalive, Vec::new()));
+        });
+    });
+
+    let frozen = freeze_at
+        .recv_timeout(GIVE_UP)
+        .unwrap_or_else(|_| panic!("{runtime}: the stream before the freeze did not finish"));
+    for _ in 0..2 {
+        let (who, when, what, keepalive, milestones) =
+            report.recv_timeout(GIVE_UP).unwrap_or_else(|_| {
+                panic!("{runtime}: a side still holds the connection {GIVE_UP:?} after the freeze")
+            });
+        let after = when.saturating_duration_since(frozen);
+        let latest = match who {
+            "server" => INTERVAL + TIMEOUT + CLOSE_TIMEOUT + MARGIN,
+            _ => INTERVAL + TIMEOUT + MARGIN,
+        };
+        let steps: Vec<String> = milestones
+            .iter()
+            .map(|(what, at)| {
+                let d = at.saturating_duration_since(frozen).as_secs_f64();
+                format!("{what} at {d:.3} s")
+            })
+            .collect();
+        eprintln!(
+            "{runtime} while sending, {who}: done {:.3} s after the freeze (bound {:.3} s; {}): {what}",
+            after.as_secs_f64(),
+            latest.as_secs_f64(),
+            steps.join(", ")
+        );
+        assert!(
+            keepalive,
+            "{runtime} {who}: expected the keepalive timeout: {what}"
+        );
+        assert!(
+            after <= latest,
+            "{runtime} {who}: done {after:?} after the freeze (bound {latest:?})"
+        );
+    }
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn dead_peer_while_sending_on_smol() {
+    dead_peer_while_sending_on::<runtimes::SmolRt>("smol");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn dead_peer_while_sending_on_tokio() {
+    dead_peer_while_sending_on::<runtimes::TokioRt>("tokio");
+}
+
 // ---- mio ----
 
 /// The same through the mio event loop: client and server in one driver.

@@ -66,11 +66,8 @@ impl WireReader {
     fn feed(&mut self, bytes: &[u8]) -> Vec<Seen> {
         self.buf.extend_from_slice(bytes);
         let mut seen = Vec::new();
-        loop {
-            let Some((h, n)) = tether_core::frame::FrameHeader::decode(&self.buf).expect("header")
-            else {
-                break;
-            };
+        while let Some((h, n)) = tether_core::frame::FrameHeader::decode(&self.buf).expect("header")
+        {
             let len = h.payload_len as usize;
             if self.buf.len() < n + len {
                 break;

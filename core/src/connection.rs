@@ -676,7 +676,12 @@ impl Connection {
     /// called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_finished() {
-            return None;
+            // A failed server is finished at once, yet its close frame may
+            // sit behind data a dead peer never reads: the close timeout
+            // still bounds that wait.
+            return self
+                .close_deadline
+                .filter(|_| self.has_transmit() && !self.close_timed_out);
         }
         if self.sent_close || self.received_close || self.failed {
             return self.close_deadline;

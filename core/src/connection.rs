@@ -45,6 +45,12 @@ const INFLATE_STEP: usize = 64 << 10;
 #[cfg(feature = "deflate")]
 const COMPRESSED_PIECE: usize = 4 << 10;
 
+/// Most bytes [`Connection::read_buf`] offers at once when reading a large
+/// frame straight into its message. The part offered is zero-filled once
+/// (later offers reuse it), so the step bounds memory touched ahead of the
+/// data while keeping reads large.
+const DIRECT_READ_STEP: usize = 256 << 10;
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -124,6 +130,9 @@ struct InMessage {
     compressed: bool,
     /// Delivered as chunks (the setting when the message began).
     chunked: bool,
+    /// While a frame is read straight into `data`: how much of it is
+    /// payload; the rest is zeroed room for the next read.
+    filled: Option<usize>,
 }
 
 /// The protocol state machine of one WebSocket connection.
@@ -152,6 +161,8 @@ pub struct Connection {
 
     rbuf: BytesMut,
     read_base: Option<usize>,
+    /// The last `read_buf` pointed into the message being assembled.
+    read_direct: bool,
     frame: Option<InFrame>,
     message: Option<InMessage>,
     utf8: Utf8Validator,
@@ -206,6 +217,7 @@ impl Connection {
             now,
             rbuf: BytesMut::new(),
             read_base: None,
+            read_direct: false,
             frame: None,
             message: None,
             utf8: Utf8Validator::new(),
@@ -331,9 +343,27 @@ impl Connection {
     /// A buffer to read socket bytes into, to be followed by
     /// [`commit_read`](Self::commit_read) with the number of bytes read.
     /// Reading here saves the copy [`handle_read`](Self::handle_read) makes.
+    ///
+    /// While a large frame is under way the buffer is the message's own, so
+    /// its payload is read in place, without a copy. Otherwise reading small
+    /// amounts through `handle_read` is cheaper: this buffer is zero-filled
+    /// each time, and stays allocated until read into.
     pub fn read_buf(&mut self) -> &mut [u8] {
-        let len = self.read_base.unwrap_or(self.rbuf.len());
-        self.rbuf.truncate(len);
+        self.read_direct = false;
+        if let Some(base) = self.read_base.take() {
+            self.rbuf.truncate(base);
+        }
+        if let Some(want) = self.direct_read_room() {
+            self.rbuf = BytesMut::new();
+            self.read_direct = true;
+            let m = self.message.as_mut().expect("checked by direct_read_room");
+            let filled = *m.filled.get_or_insert(m.data.len());
+            if m.data.len() < filled + want {
+                m.data.resize(filled + want, 0);
+            }
+            return &mut m.data[filled..filled + want];
+        }
+        let len = self.rbuf.len();
         self.rbuf.resize(len + self.config.read_chunk_size, 0);
         self.read_base = Some(len);
         &mut self.rbuf[len..]
@@ -341,6 +371,14 @@ impl Connection {
 
     /// Takes `n` bytes read into [`read_buf`](Self::read_buf).
     pub fn commit_read(&mut self, n: usize, now: Instant) {
+        if std::mem::take(&mut self.read_direct) {
+            self.now = now;
+            if n > 0 {
+                self.last_input = now;
+            }
+            let r = self.take_direct_read(n);
+            return self.after_parse(r);
+        }
         let base = self.read_base.take().expect("commit_read without read_buf");
         assert!(
             n <= self.rbuf.len() - base,
@@ -356,6 +394,7 @@ impl Connection {
 
     /// Takes bytes read from the socket.
     pub fn handle_read(&mut self, data: &[u8], now: Instant) {
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
@@ -375,6 +414,7 @@ impl Connection {
         if self.eof {
             return;
         }
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
@@ -385,7 +425,7 @@ impl Connection {
         self.process();
         self.draining = false;
         self.eof = true;
-        self.rbuf.clear();
+        self.rbuf = BytesMut::new();
         self.read_base = None;
         if !(self.received_close || self.failed || self.deferred_failure) {
             self.push_event(Event::Error(Error::AbnormalClosure));
@@ -595,7 +635,7 @@ impl Connection {
         self.failed = true;
         self.frame = None;
         self.message = None;
-        self.rbuf.clear();
+        self.rbuf = BytesMut::new();
         self.read_base = None;
         if !self.sent_close && !self.eof {
             // Data queued before the failure (answers to messages the
@@ -629,6 +669,7 @@ impl Connection {
                 self.fail_with(e.close_code(), &e.to_string());
             }
         }
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             // A read_buf that was not committed (the read would block).
             self.rbuf.truncate(base);
@@ -694,15 +735,26 @@ impl Connection {
         if self.failed || self.deferred_failure || self.received_close {
             // Nothing after a close or a violation is read; dropping it
             // keeps memory bounded while we wait for the peer to hang up.
-            self.rbuf.clear();
+            self.rbuf = BytesMut::new();
             return;
         }
-        if let Err(e) = self.parse() {
+        let r = self.parse();
+        self.after_parse(r);
+    }
+
+    /// Turns a violation into a failure (now, or once the application has
+    /// taken the events before it), and frees the read buffer once it is
+    /// empty, so an idle connection holds none.
+    fn after_parse(&mut self, r: Result<(), ProtocolError>) {
+        if self.rbuf.is_empty() && self.read_base.is_none() {
+            self.rbuf = BytesMut::new();
+        }
+        if let Err(e) = r {
             // Stop reading either way; fail now if the application has seen
             // everything before the violation, else when it gets there.
             self.frame = None;
             self.message = None;
-            self.rbuf.clear();
+            self.rbuf = BytesMut::new();
             if self.events.is_empty() {
                 self.fail_with(e.close_code(), &e.to_string());
             } else {
@@ -710,6 +762,71 @@ impl Connection {
             }
             self.push_event(Event::Error(Error::Protocol(e)));
         }
+    }
+
+    /// How many bytes `read_buf` may offer inside the message being
+    /// assembled: only for a large uncompressed payload that is delivered
+    /// whole, with nothing else buffered (the next bytes are its payload).
+    fn direct_read_room(&self) -> Option<usize> {
+        if !self.rbuf.is_empty()
+            || self.failed
+            || self.deferred_failure
+            || self.received_close
+            || self.eof
+            || self.inbound_full()
+        {
+            return None;
+        }
+        let frame = self.frame.as_ref()?;
+        let m = self.message.as_ref()?;
+        if frame.opcode.is_control()
+            || m.chunked
+            || m.compressed
+            || frame.remaining < self.config.read_chunk_size as u64
+        {
+            return None;
+        }
+        Some(frame.remaining.min(DIRECT_READ_STEP as u64) as usize)
+    }
+
+    /// Takes `n` payload bytes read into the message by `read_buf`.
+    fn take_direct_read(&mut self, n: usize) -> Result<(), ProtocolError> {
+        // The connection may have failed between read_buf and commit_read,
+        // dropping the message: the bytes are then ignored.
+        let (Some(frame), Some(m)) = (self.frame.as_mut(), self.message.as_mut()) else {
+            return Ok(());
+        };
+        let start = m.filled.unwrap_or(m.data.len());
+        assert!(
+            n as u64 <= frame.remaining && start + n <= m.data.len(),
+            "committed more than read_buf gave"
+        );
+        let end = start + n;
+        if let Some(key) = frame.mask {
+            frame.mask_offset = apply_mask(&mut m.data[start..end], key, frame.mask_offset);
+        }
+        if m.kind == DataKind::Text {
+            self.utf8
+                .feed(&m.data[start..end])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        m.filled = Some(end);
+        frame.remaining -= n as u64;
+        if frame.remaining > 0 {
+            return Ok(());
+        }
+        let fin = frame.fin;
+        self.frame = None;
+        m.data.truncate(end);
+        m.filled = None;
+        if fin {
+            if m.kind == DataKind::Text && !self.utf8.is_complete() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            let m = self.message.take().expect("message");
+            self.finish_message(m);
+        }
+        Ok(())
     }
 
     fn push_event(&mut self, ev: Event) {
@@ -796,6 +913,9 @@ impl Connection {
                     });
                 }
             } else {
+                if let Some(filled) = message.filled.take() {
+                    message.data.truncate(filled);
+                }
                 if message.data.is_empty() && fin {
                     // The whole message is this one chunk: hand it over
                     // without copying.
@@ -967,6 +1087,7 @@ impl Connection {
                         size: 0,
                         compressed,
                         chunked: self.config.deliver_chunks,
+                        filled: None,
                     });
                 }
                 (None, Some(_)) => {}
@@ -986,14 +1107,17 @@ impl Connection {
                 && m.data.capacity() == 0
                 && (!h.fin || h.payload_len > buffered)
             {
-                // The message will be assembled by copying: reserve for it,
-                // capped so that a header alone cannot make us allocate much.
+                // Reserve for the whole frame (or two, when more follow), so
+                // the payload is read in place and never moved. The sizes
+                // were checked against the limits above; the memory only
+                // becomes resident as the payload arrives.
                 let want = if h.fin {
                     h.payload_len
                 } else {
                     h.payload_len.saturating_mul(2)
                 };
-                m.data.reserve(want.min(4 << 20) as usize);
+                m.data
+                    .reserve(want.min(self.config.max_message_size as u64) as usize);
             }
         }
         self.rbuf.advance(len);
@@ -1027,7 +1151,7 @@ impl Connection {
                 let frame =
                     parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
                 self.received_close = true;
-                self.rbuf.clear();
+                self.rbuf = BytesMut::new();
                 if !self.sent_close {
                     // Echo the code (RFC 6455 section 5.5.1); data the
                     // application queued before still goes out first.

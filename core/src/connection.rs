@@ -45,6 +45,10 @@ const INFLATE_STEP: usize = 64 << 10;
 #[cfg(feature = "deflate")]
 const COMPRESSED_PIECE: usize = 4 << 10;
 
+/// Events the queue makes room for when it is first used (it is freed
+/// when drained).
+const EVENTS_START: usize = 16;
+
 /// Most bytes [`Connection::read_buf`] offers at once when reading a large
 /// frame straight into its message. The part offered is zero-filled once
 /// (later offers reuse it), so the step bounds memory touched ahead of the
@@ -175,10 +179,11 @@ pub struct Connection {
     /// Kind of the streamed message being sent, and whether it is compressed.
     sending: Option<(DataKind, bool)>,
     write_blocked: bool,
+    /// Boxed: only connections that negotiated deflate pay for them.
     #[cfg(feature = "deflate")]
-    compressor: Option<Compressor>,
+    compressor: Option<Box<Compressor>>,
     #[cfg(feature = "deflate")]
-    decompressor: Option<Decompressor>,
+    decompressor: Option<Box<Decompressor>>,
 
     sent_close: bool,
     received_close: bool,
@@ -249,8 +254,8 @@ impl Connection {
     /// agreed on (`None` leaves it off).
     #[cfg(feature = "deflate")]
     pub fn with_deflate(mut self, params: Option<DeflateParams>) -> Self {
-        self.compressor = params.clone().map(Compressor::new);
-        self.decompressor = params.map(Decompressor::new);
+        self.compressor = params.clone().map(|p| Box::new(Compressor::new(p)));
+        self.decompressor = params.map(|p| Box::new(Decompressor::new(p)));
         self
     }
 
@@ -661,7 +666,11 @@ impl Connection {
     /// The next event, if any. Taking events makes room for more input
     /// when [`wants_read`](Self::wants_read) was false.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let ev = self.events.pop_front()?;
+        let Some(ev) = self.events.pop_front() else {
+            // Drained: an idle connection holds no queue.
+            self.events = VecDeque::new();
+            return None;
+        };
         self.inbound_bytes -= event_bytes(&ev);
         if let Event::Error(Error::Protocol(e)) = &ev {
             if self.deferred_failure {
@@ -830,6 +839,10 @@ impl Connection {
     }
 
     fn push_event(&mut self, ev: Event) {
+        if self.events.capacity() == 0 {
+            // Room for a burst, rather than growing 4, 8, 16.
+            self.events.reserve(EVENTS_START);
+        }
         self.inbound_bytes += event_bytes(&ev);
         self.events.push_back(ev);
     }

@@ -221,9 +221,10 @@ impl Outbox {
             self.segments.pop_front();
         }
         if self.segments.is_empty() && self.staging.is_empty() {
-            // Drained: the staging buffer's spare room would keep its whole
-            // allocation alive while the connection idles.
+            // Drained: free what an idle connection need not hold (the
+            // staging buffer's spare room keeps its whole allocation alive).
             self.staging = BytesMut::new();
+            self.segments = VecDeque::new();
         }
     }
 }

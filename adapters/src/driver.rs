@@ -78,7 +78,10 @@ impl Wake for Wakers {
 /// the fast path. [`split`](Self::split) gives halves for two tasks.
 pub struct WebSocket<S, R: Runtime> {
     io: S,
-    conn: Connection,
+    /// Boxed: a WebSocket is moved into tasks and held across awaits, and
+    /// async state machines often keep more than one slot for it; the state
+    /// machine itself is several hundred bytes.
+    conn: Box<Connection>,
     protocol: Option<String>,
     /// The timer and the deadline it is set to.
     sleep: Option<(R::Sleep, Instant)>,
@@ -107,7 +110,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let proxy = Waker::from(wakers.clone());
         Self {
             io,
-            conn,
+            conn: Box::new(conn),
             protocol,
             sleep: None,
             wakers,

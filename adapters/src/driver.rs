@@ -673,3 +673,7 @@ impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
         lock(&self.shared).poll_close_send(cx)
     }
 }
+
+#[cfg(all(test, feature = "smol"))]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -358,10 +358,11 @@ impl Connection {
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
-        if let Some(want) = self.direct_read_room() {
+        if let Some(want) = self.direct_room(self.config.read_chunk_size as u64) {
+            let want = want.min(DIRECT_READ_STEP as u64) as usize;
             self.rbuf = BytesMut::new();
             self.read_direct = true;
-            let m = self.message.as_mut().expect("checked by direct_read_room");
+            let m = self.message.as_mut().expect("checked by direct_room");
             let filled = *m.filled.get_or_insert(m.data.len());
             if m.data.len() < filled + want {
                 m.data.resize(filled + want, 0);
@@ -398,15 +399,51 @@ impl Connection {
     }
 
     /// Takes bytes read from the socket.
-    pub fn handle_read(&mut self, data: &[u8], now: Instant) {
+    ///
+    /// The payload of a frame that does not end within `data` is copied
+    /// straight into its message; the rest goes through the read buffer,
+    /// from which whole frames become messages without another copy.
+    pub fn handle_read(&mut self, mut data: &[u8], now: Instant) {
         self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
-        self.rbuf.extend_from_slice(data);
         self.now = now;
         if !data.is_empty() {
             self.last_input = now;
+        }
+        while !data.is_empty() && self.rbuf.is_empty() {
+            if let Some(room) = self.direct_room(0) {
+                let n = room.min(data.len() as u64) as usize;
+                let m = self.message.as_mut().expect("checked by direct_room");
+                if let Some(filled) = m.filled.take() {
+                    m.data.truncate(filled);
+                }
+                m.filled = Some(m.data.len());
+                m.data.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                let r = self.take_direct_read(n);
+                self.after_parse(r);
+                continue;
+            }
+            // A data frame whose payload goes past `data`: only its header
+            // goes through the read buffer.
+            match FrameHeader::decode(data) {
+                Ok(Some((h, len)))
+                    if self.frame.is_none()
+                        && !(self.failed || self.deferred_failure || self.received_close)
+                        && h.opcode & 0x8 == 0
+                        && h.payload_len > (data.len() - len) as u64 =>
+                {
+                    self.rbuf.extend_from_slice(&data[..len]);
+                    data = &data[len..];
+                    self.process();
+                }
+                _ => break,
+            }
+        }
+        if !data.is_empty() {
+            self.rbuf.extend_from_slice(data);
         }
         self.process()
     }
@@ -773,10 +810,10 @@ impl Connection {
         }
     }
 
-    /// How many bytes `read_buf` may offer inside the message being
-    /// assembled: only for a large uncompressed payload that is delivered
-    /// whole, with nothing else buffered (the next bytes are its payload).
-    fn direct_read_room(&self) -> Option<usize> {
+    /// How many payload bytes may go straight into the message being
+    /// assembled: for an uncompressed message delivered whole, whose frame
+    /// has at least `min` bytes to come and nothing buffered before them.
+    fn direct_room(&self, min: u64) -> Option<u64> {
         if !self.rbuf.is_empty()
             || self.failed
             || self.deferred_failure
@@ -791,14 +828,16 @@ impl Connection {
         if frame.opcode.is_control()
             || m.chunked
             || m.compressed
-            || frame.remaining < self.config.read_chunk_size as u64
+            || frame.remaining == 0
+            || frame.remaining < min
         {
             return None;
         }
-        Some(frame.remaining.min(DIRECT_READ_STEP as u64) as usize)
+        Some(frame.remaining)
     }
 
-    /// Takes `n` payload bytes read into the message by `read_buf`.
+    /// Takes `n` payload bytes put into the message past `filled` (by a
+    /// read into `read_buf`, or copied by `handle_read`).
     fn take_direct_read(&mut self, n: usize) -> Result<(), ProtocolError> {
         // The connection may have failed between read_buf and commit_read,
         // dropping the message: the bytes are then ignored.

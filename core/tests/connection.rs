@@ -175,6 +175,19 @@ fn large_frames_are_read_in_place() {
             );
         }
 
+        // handle_read copies a frame's payload that goes past the bytes it
+        // was given straight into the message: the same events.
+        for step in [1, 7, 1000, 4096, 100_003] {
+            let now = Instant::now();
+            let mut c = conn(role, now);
+            let mut got = Vec::new();
+            for piece in bytes.chunks(step) {
+                c.handle_read(piece, now);
+                got.extend(events(&mut c));
+            }
+            assert_eq!(got, want, "{role:?}, handle_read step {step}");
+        }
+
         // The header and 10 payload bytes, then the rest is offered whole.
         let now = Instant::now();
         let mut c = conn(role, now);

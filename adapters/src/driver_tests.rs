@@ -117,7 +117,10 @@ fn no_read_is_retried_before_a_wake() {
         let wakes = counts.read_wakes.load(Ordering::SeqCst);
         // Every Pending read registered a wake; a second Pending before
         // that wake would be a wasted poll (a failing recv with smol).
-        assert!(pending > rounds / 4, "only {pending} reads waited: nothing tested");
+        assert!(
+            pending > rounds / 4,
+            "only {pending} reads waited: nothing tested"
+        );
         assert!(
             pending <= wakes + 1,
             "{pending} reads returned Pending with only {wakes} wakes"

@@ -154,7 +154,10 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             .num("rss_before", rss0 as f64)
             .num("rss_after", rss1 as f64)
             .num("bytes_per_conn", per_conn)
-            .num("pings_per_conn", pings.get() as f64 / cfg.connections as f64);
+            .num(
+                "pings_per_conn",
+                pings.get() as f64 / cfg.connections as f64,
+            );
         // A connection that ended while idle makes the number meaningless.
         if let Some(e) = lost.take() {
             rec = rec.text("error", &format!("an idle connection ended: {e}"));

@@ -41,8 +41,7 @@ pub async fn echo_smol_keepalive(stream: smol::net::TcpStream) {
 
 pub async fn echo_tokio_keepalive(stream: tokio::net::TcpStream) {
     let options = keepalive_options();
-    if let Ok(ws) = tether::tokio::accept_with(stream, &options, |_| Ok(Default::default())).await
-    {
+    if let Ok(ws) = tether::tokio::accept_with(stream, &options, |_| Ok(Default::default())).await {
         echo(ws).await
     }
 }

@@ -3,10 +3,12 @@
 //! next deadline, and presents the result as a `Stream` and a `Sink` of
 //! [`Message`]s. It makes no protocol decision of its own.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -24,6 +26,17 @@ use crate::transport::{Runtime, Transport};
 /// Slices handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// Size of the per-thread buffer reads go to first.
+const SCRATCH_LEN: usize = 64 << 10;
+
+thread_local! {
+    /// Reads land here and are handed to the core with `handle_read`, so a
+    /// connection between messages holds no read buffer of its own (one per
+    /// thread instead of one per connection). Only a read that fills it
+    /// (data is streaming) makes the next one go to the core's buffer.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
 /// Which half of the connection is driving it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -39,6 +52,10 @@ enum Side {
 struct Wakers {
     read: AtomicWaker,
     write: AtomicWaker,
+    /// Set by every wake: a source that said Pending (the socket, the
+    /// timer) may be ready now. While clear, polling them again is wasted
+    /// (with smol, a read syscall that fails with EAGAIN).
+    woken: AtomicBool,
 }
 
 impl Wake for Wakers {
@@ -46,6 +63,7 @@ impl Wake for Wakers {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
         self.read.wake();
         self.write.wake();
     }
@@ -60,13 +78,26 @@ impl Wake for Wakers {
 /// the fast path. [`split`](Self::split) gives halves for two tasks.
 pub struct WebSocket<S, R: Runtime> {
     io: S,
-    conn: Connection,
+    /// Boxed: a WebSocket is moved into tasks and held across awaits, and
+    /// async state machines often keep more than one slot for it; the state
+    /// machine itself is several hundred bytes.
+    conn: Box<Connection>,
     protocol: Option<String>,
+    /// The timer and the deadline it is set to.
     sleep: Option<(R::Sleep, Instant)>,
     wakers: Arc<Wakers>,
-    proxy: Waker,
+    /// Wakes `wakers`; what every source is polled with. Taken out while
+    /// a drive uses it (moved, not cloned).
+    proxy: Option<Waker>,
     error: Option<Error>,
     transport_done: bool,
+    /// The last read returned Pending and no wake came since.
+    read_blocked: bool,
+    /// The timer was polled at its deadline and no wake came since.
+    timer_armed: bool,
+    /// The last read filled its buffer: more is probably waiting, so the
+    /// next read goes straight into the core's buffer.
+    streaming: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
     stashed: Option<Event>,
     _runtime: PhantomData<fn() -> R>,
@@ -79,13 +110,16 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let proxy = Waker::from(wakers.clone());
         Self {
             io,
-            conn,
+            conn: Box::new(conn),
             protocol,
             sleep: None,
             wakers,
-            proxy,
+            proxy: Some(proxy),
             error: None,
             transport_done: false,
+            read_blocked: false,
+            timer_armed: false,
+            streaming: false,
             stashed: None,
             _runtime: PhantomData,
         }
@@ -259,8 +293,19 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         if self.transport_done {
             return false;
         }
-        let waker = self.proxy.clone();
-        let mut cx = Context::from_waker(&waker);
+        let proxy = self.proxy.take().expect("drives do not nest");
+        let progress = self.drive_io_with(&mut Context::from_waker(&proxy));
+        self.proxy = Some(proxy);
+        progress
+    }
+
+    fn drive_io_with(&mut self, cx: &mut Context<'_>) -> bool {
+        // Taken before any source is polled, so a wake that comes while
+        // they are is seen by the next drive.
+        if self.wakers.woken.swap(false, Ordering::Acquire) {
+            self.read_blocked = false;
+            self.timer_armed = false;
+        }
         let mut progress = false;
 
         // Write.
@@ -271,7 +316,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             if n == 0 {
                 break;
             }
-            match self.io.poll_write_vectored(&mut cx, &iov[..n]) {
+            match self.io.poll_write_vectored(cx, &iov[..n]) {
                 Poll::Ready(Ok(0)) => {
                     self.fail(io::ErrorKind::WriteZero.into());
                     return true;
@@ -289,7 +334,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
         if wrote {
             progress = true;
-            if let Poll::Ready(Err(e)) = self.io.poll_flush(&mut cx) {
+            if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
                 self.fail(e);
                 return true;
             }
@@ -299,50 +344,109 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         // A failed shutdown changes nothing: the connection is over.
         if self.conn.is_finished()
             && !self.conn.has_transmit()
-            && self.io.poll_shutdown(&mut cx).is_ready()
+            && self.io.poll_shutdown(cx).is_ready()
         {
             self.transport_done = true;
             return true;
         }
 
-        // Timers.
-        if let Some(at) = self.conn.poll_timeout() {
-            let now = Instant::now();
-            let due = now >= at || {
-                let (sleep, armed) = self.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
-                if *armed != at {
-                    R::reset(sleep, at);
-                    *armed = at;
-                }
-                Pin::new(sleep).poll(&mut cx).is_ready()
-            };
-            if due {
-                self.conn.handle_timeout(Instant::now().max(at));
-                self.sleep = None;
-                progress = true;
-            }
-        }
+        progress |= self.drive_timer(cx);
 
-        // Read.
-        if self.conn.wants_read() {
-            let buf = self.conn.read_buf();
-            match self.io.poll_read(&mut cx, buf) {
-                Poll::Ready(Ok(0)) => {
-                    self.conn.handle_eof(Instant::now());
-                    progress = true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.conn.commit_read(n, Instant::now());
-                    progress = true;
-                }
+        // Read, unless the socket said Pending and has not woken us since.
+        if self.conn.wants_read() && !self.read_blocked {
+            match self.read(cx) {
+                Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(e)) => {
                     self.fail(e);
                     return true;
                 }
-                Poll::Pending => {}
+                Poll::Pending => self.read_blocked = true,
             }
         }
         progress
+    }
+
+    /// Fires the core's timers when due, else makes sure the timer will
+    /// wake us at the deadline. The timer is polled only when the deadline
+    /// moved earlier or after a wake (which may be the timer's); a deadline
+    /// that moved later is left for the armed timer to find early.
+    fn drive_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.conn.poll_timeout() else {
+            return false;
+        };
+        if self.timer_armed && self.sleep.as_ref().is_some_and(|(_, armed)| *armed <= at) {
+            return false;
+        }
+        let now = Instant::now();
+        let due = now >= at || {
+            let (sleep, armed) = self.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
+            if *armed != at {
+                R::reset(sleep, at);
+                *armed = at;
+            }
+            Pin::new(sleep).poll(cx).is_ready()
+        };
+        if due {
+            self.conn.handle_timeout(now.max(at));
+            self.timer_armed = false;
+            return true;
+        }
+        self.timer_armed = true;
+        false
+    }
+
+    /// One read: into the thread's scratch buffer (copied into the core),
+    /// or, while data streams in, straight into the core's buffer.
+    fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (io, conn) = (&mut self.io, &mut self.conn);
+        // (bytes read, whether they filled the buffer)
+        let scratch_read = if self.streaming {
+            None
+        } else {
+            // Busy only if a transport's read drives another connection on
+            // this thread; that read then uses the core's buffer.
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.try_borrow_mut().ok()?;
+                let r = io.poll_read(cx, &mut scratch);
+                if let Poll::Ready(Ok(n)) = r {
+                    if n > 0 {
+                        conn.handle_read(&scratch[..n], Instant::now());
+                    }
+                }
+                Some(r.map_ok(|n| (n, n == scratch.len())))
+            })
+        };
+        let r = scratch_read.unwrap_or_else(|| {
+            let buf = conn.read_buf();
+            let len = buf.len();
+            let r = io.poll_read(cx, buf);
+            match r {
+                Poll::Ready(Ok(n)) if n > 0 => conn.commit_read(n, Instant::now()),
+                // Hand the buffer back, so an idle connection keeps none.
+                Poll::Pending => conn.commit_read(0, Instant::now()),
+                _ => {}
+            }
+            r.map_ok(|n| (n, n == len))
+        });
+        match r {
+            Poll::Ready(Ok((0, _))) => {
+                self.conn.handle_eof(Instant::now());
+                self.streaming = false;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok((_, filled))) => {
+                self.streaming = filled;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                self.streaming = false;
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => {
+                self.streaming = false;
+                Poll::Pending
+            }
+        }
     }
 
     /// The transport failed: nothing more can be read or written.
@@ -569,3 +673,7 @@ impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
         lock(&self.shared).poll_close_send(cx)
     }
 }
+
+#[cfg(all(test, feature = "smol"))]
+#[path = "driver_tests.rs"]
+mod tests;

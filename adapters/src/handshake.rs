@@ -133,7 +133,19 @@ async fn read_some<S: Transport>(io: &mut S, buf: &mut [u8]) -> Result<usize, Er
 }
 
 /// Client handshake on a connected transport.
+///
+/// Its state (buffers, the parsed response, the timer) is boxed: inline, it
+/// would make every task that awaits it that much larger for the whole
+/// connection, not just the handshake.
 pub(crate) async fn client<S: Transport, R: Runtime>(
+    io: S,
+    request: &ClientRequest,
+    options: &ClientOptions,
+) -> Result<WebSocket<S, R>, Error> {
+    Box::pin(client_inner::<S, R>(io, request, options)).await
+}
+
+async fn client_inner<S: Transport, R: Runtime>(
     mut io: S,
     request: &ClientRequest,
     options: &ClientOptions,
@@ -164,7 +176,16 @@ pub(crate) async fn client<S: Transport, R: Runtime>(
 }
 
 /// Server handshake on an accepted transport; `decide` sees the request.
+/// Boxed like [`client`]'s.
 pub(crate) async fn server<S: Transport, R: Runtime>(
+    io: S,
+    options: &ServerOptions,
+    decide: impl FnOnce(&http::Request<()>) -> Decision,
+) -> Result<WebSocket<S, R>, Error> {
+    Box::pin(server_inner::<S, R>(io, options, decide)).await
+}
+
+async fn server_inner<S: Transport, R: Runtime>(
     mut io: S,
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,

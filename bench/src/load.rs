@@ -34,6 +34,9 @@ pub struct LoadConfig {
     pub raw: bool,
     /// Offer permessage-deflate and send compressed JSON-like text.
     pub deflate: bool,
+    /// Idle scenario: how long the connections stay open, pings answered,
+    /// before the server's memory is read.
+    pub hold: Duration,
 }
 
 /// Counters shared by every connection task.
@@ -127,26 +130,63 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
     with_runtime(async {
         let frame = wire::masked_binary_frame(32);
         let rss0 = procfs::rss_bytes(cfg.server_pid)?;
-        let mut open = Vec::with_capacity(cfg.connections);
+        let pings = Rc::new(Cell::new(0u64));
+        let lost = Rc::new(RefCell::new(None::<String>));
         for _ in 0..cfg.connections {
             let mut stream = connect(cfg).await?;
             stream.write_all(&frame).await?;
             let mut counter = FrameCounter::default();
             let mut buf = [0u8; 256];
             while read_some(&mut stream, &mut buf, &mut counter).await? == 0 {}
-            open.push(stream);
+            let (pings, lost) = (pings.clone(), lost.clone());
+            tokio::task::spawn_local(async move {
+                let e = answer_pings(stream, &pings).await;
+                lost.borrow_mut().get_or_insert(e.to_string());
+            });
         }
-        // Let the server finish whatever it does after the last echo.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Let the server finish whatever it does after the last echo, and
+        // ping every connection at least once if it keeps them alive.
+        tokio::time::sleep(cfg.hold).await;
         let rss1 = procfs::rss_bytes(cfg.server_pid)?;
         let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
-        drop(open);
-        Ok(Record::new()
+        let mut rec = Record::new()
             .num("connections", cfg.connections as f64)
             .num("rss_before", rss0 as f64)
             .num("rss_after", rss1 as f64)
-            .num("bytes_per_conn", per_conn))
+            .num("bytes_per_conn", per_conn)
+            .num(
+                "pings_per_conn",
+                pings.get() as f64 / cfg.connections as f64,
+            );
+        // A connection that ended while idle makes the number meaningless.
+        if let Some(e) = lost.take() {
+            rec = rec.text("error", &format!("an idle connection ended: {e}"));
+        }
+        Ok(rec)
     })
+}
+
+/// Reads an idle connection until it ends, answering each ping with a
+/// pong, as any client of a keepalive server must. Returns why it ended.
+async fn answer_pings(mut stream: TcpStream, pings: &Cell<u64>) -> io::Error {
+    let mut answerer = wire::PingAnswerer::default();
+    let mut buf = [0u8; 512];
+    let mut pongs = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => return io::ErrorKind::UnexpectedEof.into(),
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let answered = answerer.feed(&buf[..n], &mut pongs);
+        if !pongs.is_empty() {
+            if let Err(e) = stream.write_all(&pongs).await {
+                return e;
+            }
+            pongs.clear();
+        }
+        pings.set(pings.get() + answered);
+    }
 }
 
 fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io::Result<Record> {

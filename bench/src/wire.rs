@@ -153,6 +153,58 @@ impl FrameCounter {
     }
 }
 
+/// Answers a server's pings: fed the server's frames in arbitrary pieces,
+/// it appends a masked pong with the same payload for every complete ping.
+/// Other frames are skipped.
+#[derive(Debug, Default)]
+pub struct PingAnswerer {
+    head: [u8; 14],
+    head_len: usize,
+    /// Payload bytes still to come in the current frame.
+    remaining: u64,
+    /// The payload of the ping being read; `None` while skipping another
+    /// frame's payload.
+    ping: Option<Vec<u8>>,
+}
+
+impl PingAnswerer {
+    /// Consumes `buf`, appends pongs to `out`, returns how many pings it
+    /// answered.
+    pub fn feed(&mut self, mut buf: &[u8], out: &mut Vec<u8>) -> u64 {
+        let mut answered = 0;
+        while !buf.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(buf.len() as u64) as usize;
+                if let Some(p) = &mut self.ping {
+                    p.extend_from_slice(&buf[..n]);
+                }
+                self.remaining -= n as u64;
+                buf = &buf[n..];
+            } else {
+                let want = header_len(&self.head[..self.head_len]);
+                let n = (want - self.head_len).min(buf.len());
+                self.head[self.head_len..self.head_len + n].copy_from_slice(&buf[..n]);
+                self.head_len += n;
+                buf = &buf[n..];
+                if self.head_len < header_len(&self.head[..self.head_len]) {
+                    continue;
+                }
+                let (_, opcode, len) = decode(&self.head);
+                self.head_len = 0;
+                self.remaining = len;
+                self.ping = (opcode == 0x9).then(Vec::new);
+            }
+            if self.remaining == 0 {
+                if let Some(payload) = self.ping.take() {
+                    out.extend_from_slice(&masked_frame(0x8A, &payload));
+                    answered += 1;
+                }
+            }
+        }
+        answered
+    }
+}
+
 /// The full header length implied by the bytes seen so far (2 until the
 /// second byte is known).
 fn header_len(head: &[u8]) -> usize {
@@ -223,6 +275,23 @@ mod tests {
             .decompress_vec(&data, &mut text, flate2::FlushDecompress::Sync)
             .unwrap();
         assert_eq!(text, json_text(1024));
+    }
+
+    #[test]
+    fn answers_pings_split_anywhere() {
+        let mut stream = unmasked(3, true, 0x2);
+        stream.extend_from_slice(&[0x89, 2, b'h', b'i']);
+        stream.extend_from_slice(&unmasked(200, true, 0x2));
+        stream.extend_from_slice(&[0x89, 0]);
+        for split in 0..stream.len() {
+            let mut a = PingAnswerer::default();
+            let mut out = Vec::new();
+            let answered = a.feed(&stream[..split], &mut out) + a.feed(&stream[split..], &mut out);
+            assert_eq!(answered, 2, "split at {split}");
+            let mut want = masked_frame(0x8A, b"hi");
+            want.extend_from_slice(&masked_frame(0x8A, b""));
+            assert_eq!(out, want, "split at {split}");
+        }
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub struct Config {
     /// control frames (pings, pongs, close) go out between them rather than
     /// waiting behind a large message.
     pub fragment_size: usize,
-    /// How many bytes the adapter reads from the socket at a time.
+    /// Size of the buffer [`Connection::read_buf`](crate::Connection::read_buf)
+    /// offers between frames (inside a large frame it offers up to the rest
+    /// of that frame's payload). tether's async driver reads into a 64 KiB
+    /// per-thread buffer first and uses `read_buf` only while data streams.
     pub read_chunk_size: usize,
     /// Deliver data messages as [`Event::Chunk`](crate::Event::Chunk)s as
     /// their bytes arrive instead of whole, for messages larger than memory.

@@ -45,6 +45,16 @@ const INFLATE_STEP: usize = 64 << 10;
 #[cfg(feature = "deflate")]
 const COMPRESSED_PIECE: usize = 4 << 10;
 
+/// Events the queue makes room for when it is first used (it is freed
+/// when drained).
+const EVENTS_START: usize = 16;
+
+/// Most bytes [`Connection::read_buf`] offers at once when reading a large
+/// frame straight into its message. The part offered is zero-filled once
+/// (later offers reuse it), so the step bounds memory touched ahead of the
+/// data while keeping reads large.
+const DIRECT_READ_STEP: usize = 256 << 10;
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -124,6 +134,9 @@ struct InMessage {
     compressed: bool,
     /// Delivered as chunks (the setting when the message began).
     chunked: bool,
+    /// While a frame is read straight into `data`: how much of it is
+    /// payload; the rest is zeroed room for the next read.
+    filled: Option<usize>,
 }
 
 /// The protocol state machine of one WebSocket connection.
@@ -152,6 +165,8 @@ pub struct Connection {
 
     rbuf: BytesMut,
     read_base: Option<usize>,
+    /// The last `read_buf` pointed into the message being assembled.
+    read_direct: bool,
     frame: Option<InFrame>,
     message: Option<InMessage>,
     utf8: Utf8Validator,
@@ -164,10 +179,11 @@ pub struct Connection {
     /// Kind of the streamed message being sent, and whether it is compressed.
     sending: Option<(DataKind, bool)>,
     write_blocked: bool,
+    /// Boxed: only connections that negotiated deflate pay for them.
     #[cfg(feature = "deflate")]
-    compressor: Option<Compressor>,
+    compressor: Option<Box<Compressor>>,
     #[cfg(feature = "deflate")]
-    decompressor: Option<Decompressor>,
+    decompressor: Option<Box<Decompressor>>,
 
     sent_close: bool,
     received_close: bool,
@@ -206,6 +222,7 @@ impl Connection {
             now,
             rbuf: BytesMut::new(),
             read_base: None,
+            read_direct: false,
             frame: None,
             message: None,
             utf8: Utf8Validator::new(),
@@ -237,8 +254,8 @@ impl Connection {
     /// agreed on (`None` leaves it off).
     #[cfg(feature = "deflate")]
     pub fn with_deflate(mut self, params: Option<DeflateParams>) -> Self {
-        self.compressor = params.clone().map(Compressor::new);
-        self.decompressor = params.map(Decompressor::new);
+        self.compressor = params.clone().map(|p| Box::new(Compressor::new(p)));
+        self.decompressor = params.map(|p| Box::new(Decompressor::new(p)));
         self
     }
 
@@ -331,9 +348,28 @@ impl Connection {
     /// A buffer to read socket bytes into, to be followed by
     /// [`commit_read`](Self::commit_read) with the number of bytes read.
     /// Reading here saves the copy [`handle_read`](Self::handle_read) makes.
+    ///
+    /// While a large frame is under way the buffer is the message's own, so
+    /// its payload is read in place, without a copy. Otherwise reading small
+    /// amounts through `handle_read` is cheaper: this buffer is zero-filled
+    /// each time, and stays allocated until read into.
     pub fn read_buf(&mut self) -> &mut [u8] {
-        let len = self.read_base.unwrap_or(self.rbuf.len());
-        self.rbuf.truncate(len);
+        self.read_direct = false;
+        if let Some(base) = self.read_base.take() {
+            self.rbuf.truncate(base);
+        }
+        if let Some(want) = self.direct_room(self.config.read_chunk_size as u64) {
+            let want = want.min(DIRECT_READ_STEP as u64) as usize;
+            self.rbuf = BytesMut::new();
+            self.read_direct = true;
+            let m = self.message.as_mut().expect("checked by direct_room");
+            let filled = *m.filled.get_or_insert(m.data.len());
+            if m.data.len() < filled + want {
+                m.data.resize(filled + want, 0);
+            }
+            return &mut m.data[filled..filled + want];
+        }
+        let len = self.rbuf.len();
         self.rbuf.resize(len + self.config.read_chunk_size, 0);
         self.read_base = Some(len);
         &mut self.rbuf[len..]
@@ -341,6 +377,14 @@ impl Connection {
 
     /// Takes `n` bytes read into [`read_buf`](Self::read_buf).
     pub fn commit_read(&mut self, n: usize, now: Instant) {
+        if std::mem::take(&mut self.read_direct) {
+            self.now = now;
+            if n > 0 {
+                self.last_input = now;
+            }
+            let r = self.take_direct_read(n);
+            return self.after_parse(r);
+        }
         let base = self.read_base.take().expect("commit_read without read_buf");
         assert!(
             n <= self.rbuf.len() - base,
@@ -355,14 +399,51 @@ impl Connection {
     }
 
     /// Takes bytes read from the socket.
-    pub fn handle_read(&mut self, data: &[u8], now: Instant) {
+    ///
+    /// The payload of a frame that does not end within `data` is copied
+    /// straight into its message; the rest goes through the read buffer,
+    /// from which whole frames become messages without another copy.
+    pub fn handle_read(&mut self, mut data: &[u8], now: Instant) {
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
-        self.rbuf.extend_from_slice(data);
         self.now = now;
         if !data.is_empty() {
             self.last_input = now;
+        }
+        while !data.is_empty() && self.rbuf.is_empty() {
+            if let Some(room) = self.direct_room(0) {
+                let n = room.min(data.len() as u64) as usize;
+                let m = self.message.as_mut().expect("checked by direct_room");
+                if let Some(filled) = m.filled.take() {
+                    m.data.truncate(filled);
+                }
+                m.filled = Some(m.data.len());
+                m.data.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                let r = self.take_direct_read(n);
+                self.after_parse(r);
+                continue;
+            }
+            // A data frame whose payload goes past `data`: only its header
+            // goes through the read buffer.
+            match FrameHeader::decode(data) {
+                Ok(Some((h, len)))
+                    if self.frame.is_none()
+                        && !(self.failed || self.deferred_failure || self.received_close)
+                        && h.opcode & 0x8 == 0
+                        && h.payload_len > (data.len() - len) as u64 =>
+                {
+                    self.rbuf.extend_from_slice(&data[..len]);
+                    data = &data[len..];
+                    self.process();
+                }
+                _ => break,
+            }
+        }
+        if !data.is_empty() {
+            self.rbuf.extend_from_slice(data);
         }
         self.process()
     }
@@ -375,6 +456,7 @@ impl Connection {
         if self.eof {
             return;
         }
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             self.rbuf.truncate(base);
         }
@@ -385,7 +467,7 @@ impl Connection {
         self.process();
         self.draining = false;
         self.eof = true;
-        self.rbuf.clear();
+        self.rbuf = BytesMut::new();
         self.read_base = None;
         if !(self.received_close || self.failed || self.deferred_failure) {
             self.push_event(Event::Error(Error::AbnormalClosure));
@@ -595,7 +677,7 @@ impl Connection {
         self.failed = true;
         self.frame = None;
         self.message = None;
-        self.rbuf.clear();
+        self.rbuf = BytesMut::new();
         self.read_base = None;
         if !self.sent_close && !self.eof {
             // Data queued before the failure (answers to messages the
@@ -621,7 +703,11 @@ impl Connection {
     /// The next event, if any. Taking events makes room for more input
     /// when [`wants_read`](Self::wants_read) was false.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let ev = self.events.pop_front()?;
+        let Some(ev) = self.events.pop_front() else {
+            // Drained: an idle connection holds no queue.
+            self.events = VecDeque::new();
+            return None;
+        };
         self.inbound_bytes -= event_bytes(&ev);
         if let Event::Error(Error::Protocol(e)) = &ev {
             if self.deferred_failure {
@@ -629,6 +715,7 @@ impl Connection {
                 self.fail_with(e.close_code(), &e.to_string());
             }
         }
+        self.read_direct = false;
         if let Some(base) = self.read_base.take() {
             // A read_buf that was not committed (the read would block).
             self.rbuf.truncate(base);
@@ -699,15 +786,26 @@ impl Connection {
         if self.failed || self.deferred_failure || self.received_close {
             // Nothing after a close or a violation is read; dropping it
             // keeps memory bounded while we wait for the peer to hang up.
-            self.rbuf.clear();
+            self.rbuf = BytesMut::new();
             return;
         }
-        if let Err(e) = self.parse() {
+        let r = self.parse();
+        self.after_parse(r);
+    }
+
+    /// Turns a violation into a failure (now, or once the application has
+    /// taken the events before it), and frees the read buffer once it is
+    /// empty, so an idle connection holds none.
+    fn after_parse(&mut self, r: Result<(), ProtocolError>) {
+        if self.rbuf.is_empty() && self.read_base.is_none() {
+            self.rbuf = BytesMut::new();
+        }
+        if let Err(e) = r {
             // Stop reading either way; fail now if the application has seen
             // everything before the violation, else when it gets there.
             self.frame = None;
             self.message = None;
-            self.rbuf.clear();
+            self.rbuf = BytesMut::new();
             if self.events.is_empty() {
                 self.fail_with(e.close_code(), &e.to_string());
             } else {
@@ -717,7 +815,78 @@ impl Connection {
         }
     }
 
+    /// How many payload bytes may go straight into the message being
+    /// assembled: for an uncompressed message delivered whole, whose frame
+    /// has at least `min` bytes to come and nothing buffered before them.
+    fn direct_room(&self, min: u64) -> Option<u64> {
+        if !self.rbuf.is_empty()
+            || self.failed
+            || self.deferred_failure
+            || self.received_close
+            || self.eof
+            || self.inbound_full()
+        {
+            return None;
+        }
+        let frame = self.frame.as_ref()?;
+        let m = self.message.as_ref()?;
+        if frame.opcode.is_control()
+            || m.chunked
+            || m.compressed
+            || frame.remaining == 0
+            || frame.remaining < min
+        {
+            return None;
+        }
+        Some(frame.remaining)
+    }
+
+    /// Takes `n` payload bytes put into the message past `filled` (by a
+    /// read into `read_buf`, or copied by `handle_read`).
+    fn take_direct_read(&mut self, n: usize) -> Result<(), ProtocolError> {
+        // The connection may have failed between read_buf and commit_read,
+        // dropping the message: the bytes are then ignored.
+        let (Some(frame), Some(m)) = (self.frame.as_mut(), self.message.as_mut()) else {
+            return Ok(());
+        };
+        let start = m.filled.unwrap_or(m.data.len());
+        assert!(
+            n as u64 <= frame.remaining && start + n <= m.data.len(),
+            "committed more than read_buf gave"
+        );
+        let end = start + n;
+        if let Some(key) = frame.mask {
+            frame.mask_offset = apply_mask(&mut m.data[start..end], key, frame.mask_offset);
+        }
+        if m.kind == DataKind::Text {
+            self.utf8
+                .feed(&m.data[start..end])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        m.filled = Some(end);
+        frame.remaining -= n as u64;
+        if frame.remaining > 0 {
+            return Ok(());
+        }
+        let fin = frame.fin;
+        self.frame = None;
+        m.data.truncate(end);
+        m.filled = None;
+        if fin {
+            if m.kind == DataKind::Text && !self.utf8.is_complete() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            let m = self.message.take().expect("message");
+            self.finish_message(m);
+        }
+        Ok(())
+    }
+
     fn push_event(&mut self, ev: Event) {
+        if self.events.capacity() == 0 {
+            // Room for a burst, rather than growing 4, 8, 16.
+            self.events.reserve(EVENTS_START);
+        }
         self.inbound_bytes += event_bytes(&ev);
         self.events.push_back(ev);
     }
@@ -801,6 +970,9 @@ impl Connection {
                     });
                 }
             } else {
+                if let Some(filled) = message.filled.take() {
+                    message.data.truncate(filled);
+                }
                 if message.data.is_empty() && fin {
                     // The whole message is this one chunk: hand it over
                     // without copying.
@@ -972,6 +1144,7 @@ impl Connection {
                         size: 0,
                         compressed,
                         chunked: self.config.deliver_chunks,
+                        filled: None,
                     });
                 }
                 (None, Some(_)) => {}
@@ -991,14 +1164,17 @@ impl Connection {
                 && m.data.capacity() == 0
                 && (!h.fin || h.payload_len > buffered)
             {
-                // The message will be assembled by copying: reserve for it,
-                // capped so that a header alone cannot make us allocate much.
+                // Reserve for the whole frame (or two, when more follow), so
+                // the payload is read in place and never moved. The sizes
+                // were checked against the limits above; the memory only
+                // becomes resident as the payload arrives.
                 let want = if h.fin {
                     h.payload_len
                 } else {
                     h.payload_len.saturating_mul(2)
                 };
-                m.data.reserve(want.min(4 << 20) as usize);
+                m.data
+                    .reserve(want.min(self.config.max_message_size as u64) as usize);
             }
         }
         self.rbuf.advance(len);
@@ -1032,7 +1208,7 @@ impl Connection {
                 let frame =
                     parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
                 self.received_close = true;
-                self.rbuf.clear();
+                self.rbuf = BytesMut::new();
                 if !self.sent_close {
                     // Echo the code (RFC 6455 section 5.5.1); data the
                     // application queued before still goes out first.

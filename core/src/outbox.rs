@@ -20,6 +20,10 @@ use crate::rng::RandomSource;
 /// larger ones are written from the caller's buffer.
 const COPY_LIMIT: usize = 4 << 10;
 
+/// Capacity the staging buffer starts with, so a burst of small frames
+/// is coalesced without growing it step by step.
+const STAGING_START: usize = 4 << 10;
+
 struct Pending {
     opcode: OpCode,
     /// RSV bits of the message's first frame (RSV1: compressed).
@@ -88,6 +92,10 @@ impl Outbox {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.wire_bytes += head_len + payload.len();
+        if self.staging.capacity() == 0 {
+            // Allocated on first use and freed when the queue drains.
+            self.staging.reserve(STAGING_START);
+        }
         self.staging.extend_from_slice(&head[..head_len]);
         if let Some(key) = mask {
             let start = self.staging.len();
@@ -211,6 +219,12 @@ impl Outbox {
             n -= left;
             self.front_written = 0;
             self.segments.pop_front();
+        }
+        if self.segments.is_empty() && self.staging.is_empty() {
+            // Drained: free what an idle connection need not hold (the
+            // staging buffer's spare room keeps its whole allocation alive).
+            self.staging = BytesMut::new();
+            self.segments = VecDeque::new();
         }
     }
 }

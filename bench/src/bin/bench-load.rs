@@ -6,9 +6,10 @@ use tether_bench::procfs;
 
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
-    [--warmup SECS] [--duration SECS] [--raw] [--idle] [--deflate]
+    [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
   --raw   the server is plain TCP (it echoes the upgrade request)
-  --idle  open the connections, one round trip each, and report the
+  --idle  open the connections, one round trip each, hold them open for
+          --hold seconds (default 0.5) answering pings, and report the
           server's resident memory per connection
   --deflate  offer permessage-deflate and send compressed JSON-like text";
 
@@ -29,6 +30,7 @@ fn main() {
         duration: a.secs("duration", 3.0),
         raw: a.switch("raw"),
         deflate: a.switch("deflate"),
+        hold: a.secs("hold", 0.5),
     };
     procfs::raise_nofile();
     let result = if a.switch("idle") {

@@ -21,6 +21,8 @@ pub const IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
     "tether-smol-naive",
+    "tether-smol-keepalive",
+    "tether-tokio-keepalive",
     "tokio-tungstenite",
     "fastwebsockets",
     "tokio-websockets",
@@ -38,6 +40,13 @@ pub const DEFLATE_IMPLS: &[&str] = &[
     "raw-tcp",
 ];
 
+/// How often the keepalive servers ping.
+pub const KEEPALIVE_PING_INTERVAL: std::time::Duration = tether::KEEPALIVE_INTERVAL;
+
+/// Servers that send keepalive pings; only the idle scenario runs them
+/// (the load generator answers pings only there).
+pub const KEEPALIVE_IMPLS: &[&str] = &["tether-smol-keepalive", "tether-tokio-keepalive"];
+
 /// The largest message any scenario sends, with room to spare; every
 /// server is configured to accept it (libraries' defaults differ).
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -48,6 +57,8 @@ pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
         "tether-smol" => serve_smol(addr, tether::echo_smol),
         "tether-smol-naive" => serve_smol(addr, tether::echo_smol_naive),
         "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
+        "tether-smol-keepalive" => serve_smol(addr, tether::echo_smol_keepalive),
+        "tether-tokio-keepalive" => serve_tokio(addr, tether::echo_tokio_keepalive),
         "soketto" => serve_smol(addr, soketto::echo),
         "tokio-tungstenite" => serve_tokio(addr, tungstenite::echo),
         "fastwebsockets" => serve_tokio(addr, fastws::serve),

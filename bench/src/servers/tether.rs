@@ -2,6 +2,8 @@
 //! conformance/src/lib.rs, and the naive loop (await `send` per message)
 //! for comparison.
 
+use std::time::Duration;
+
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 
@@ -16,6 +18,31 @@ fn options() -> ServerOptions {
             ..Config::without_keepalive()
         },
         ..ServerOptions::default()
+    }
+}
+
+/// Keepalive on, pinging every 2 s so that the idle scenario's hold
+/// includes at least one ping and pong per connection.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+fn keepalive_options() -> ServerOptions {
+    let mut options = options();
+    options.config.ping_interval = Some(KEEPALIVE_INTERVAL);
+    options.config.ping_timeout = Config::default().ping_timeout;
+    options
+}
+
+pub async fn echo_smol_keepalive(stream: smol::net::TcpStream) {
+    let options = keepalive_options();
+    if let Ok(ws) = tether::smol::accept_with(stream, &options, |_| Ok(Default::default())).await {
+        echo(ws).await
+    }
+}
+
+pub async fn echo_tokio_keepalive(stream: tokio::net::TcpStream) {
+    let options = keepalive_options();
+    if let Ok(ws) = tether::tokio::accept_with(stream, &options, |_| Ok(Default::default())).await {
+        echo(ws).await
     }
 }
 

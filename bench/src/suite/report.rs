@@ -17,6 +17,9 @@ const SETUP: &str = "\
 `conformance/src/lib.rs`: `feed` every message already received (`now_or_never`), \
 `flush` once when none is ready. permessage-deflate with tether's defaults.
 - **tether-smol-naive**: `while let Some(m) = ws.next().await { ws.send(m).await }`.
+- **tether-smol-keepalive**, **tether-tokio-keepalive** (idle scenario only): as \
+tether-smol and tether-tokio with keepalive on, a ping every 2 s (the load generator \
+answers with pongs). The other libraries have no built-in keepalive.
 - **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), the same \
 `feed`/`flush` loop.
 - **fastwebsockets** 0.10: hyper 1 upgrade, `FragmentCollector`, `write_frame` per \
@@ -135,13 +138,18 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     let _ = writeln!(md, "\n## Resident memory per idle connection\n");
     let _ = writeln!(
         md,
-        "{} connections, each after the upgrade and one {} round trip; the server's \
-         VmRSS after opening them minus before, divided by their number.\n",
+        "{} connections, each after the upgrade and one {} round trip, then held \
+         open (the load generator answering pings) until keepalive servers have pinged \
+         each at least once; the server's VmRSS then minus before, divided by their \
+         number. Only the `-keepalive` rows ping: the other libraries have no built-in \
+         keepalive.\n",
         s.connections,
         human_size(s.size)
     );
-    md.push_str("| implementation | bytes per connection | vs best lib | vs raw TCP |\n");
-    md.push_str("|---|--:|--:|--:|\n");
+    md.push_str(
+        "| implementation | bytes per connection | vs best lib | vs raw TCP | pings per connection |\n",
+    );
+    md.push_str("|---|--:|--:|--:|--:|\n");
     let best = stats::best_other(s.id, "bytes_per_conn", summaries);
     let raw = summaries
         .get(&(s.id.to_owned(), RAW.to_owned()))
@@ -151,16 +159,18 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
             continue;
         };
         if sum.runs == 0 {
-            let _ = writeln!(md, "| {name} | failed: {} |||", first_error(sum));
+            let _ = writeln!(md, "| {name} | failed: {} ||||", first_error(sum));
             continue;
         }
         let bytes = sum.get("bytes_per_conn");
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |",
             bytes.map_or("–".into(), |b| format!("{b:.0}")),
             rel("bytes_per_conn", bytes, best.map(|b| b.1)).unwrap_or_else(|| "–".into()),
             rel("bytes_per_conn", bytes, raw).unwrap_or_else(|| "–".into()),
+            sum.get("pings_per_conn")
+                .map_or("–".into(), |p| format!("{p:.1}")),
         );
         note_errors(md, name, sum);
     }

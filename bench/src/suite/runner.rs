@@ -112,7 +112,11 @@ impl Runner {
             cmd.arg("--raw");
         }
         if scenario.kind == Kind::Idle {
-            cmd.arg("--idle");
+            // Long enough for every keepalive server to ping every
+            // connection at least once after the last one opened.
+            let hold = crate::servers::KEEPALIVE_PING_INTERVAL + Duration::from_secs(1);
+            cmd.arg("--idle")
+                .args(["--hold", &hold.as_secs_f64().to_string()]);
         }
         if scenario.deflate {
             cmd.arg("--deflate");

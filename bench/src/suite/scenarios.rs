@@ -65,6 +65,7 @@ impl Scenario {
         all.iter()
             .copied()
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
+            .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .collect()
     }
 

@@ -27,6 +27,7 @@ pub const METRICS: &[&str] = &[
     "p50_us",
     "p99_us",
     "bytes_per_conn",
+    "pings_per_conn",
 ];
 
 /// The medians of one implementation in one scenario.

@@ -1,0 +1,129 @@
+//! The driver's I/O economy, on real sockets: a read that returned
+//! Pending is not retried until the socket wakes the connection.
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+
+use crate::smol::{Io, Smol};
+use crate::transport::Transport;
+use crate::{Message, ServerOptions};
+
+/// Counts reads that returned Pending and the wakes of those reads.
+#[derive(Default)]
+struct Counts {
+    pending_reads: AtomicUsize,
+    read_wakes: AtomicUsize,
+}
+
+/// Forwards a read's wake to the real waker, counting it.
+struct CountingWaker {
+    counts: Arc<Counts>,
+    inner: Waker,
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.counts.read_wakes.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+struct Counting<T> {
+    inner: T,
+    counts: Arc<Counts>,
+}
+
+impl<T: Transport> Transport for Counting<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let waker = Waker::from(Arc::new(CountingWaker {
+            counts: self.counts.clone(),
+            inner: cx.waker().clone(),
+        }));
+        let r = self.inner.poll_read(&mut Context::from_waker(&waker), buf);
+        if r.is_pending() {
+            self.counts.pending_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_write_vectored(cx, bufs)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_flush(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_shutdown(cx)
+    }
+}
+
+/// The batched echo loop (queue what is ready, flush when nothing is):
+/// each round trip wakes the server's read once, and no read that would
+/// only say Pending again is issued in between.
+#[test]
+fn no_read_is_retried_before_a_wake() {
+    smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let counts = Arc::new(Counts::default());
+        let server_counts = counts.clone();
+        let server = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let io = Counting {
+                inner: Io(stream),
+                counts: server_counts,
+            };
+            let mut ws = crate::handshake::server::<_, Smol>(io, &ServerOptions::default(), |_| {
+                Ok(Default::default())
+            })
+            .await
+            .unwrap();
+            loop {
+                let next = match ws.next().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        ws.flush().await.unwrap();
+                        ws.next().await
+                    }
+                };
+                match next {
+                    Some(Ok(m @ Message::Binary(_))) => ws.feed(m).await.unwrap(),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
+            }
+        });
+        let mut client = crate::smol::connect(&url).await.unwrap();
+        let rounds = 200;
+        for i in 0..rounds {
+            let m = Message::binary(vec![i as u8; 100]);
+            client.send(m.clone()).await.unwrap();
+            assert_eq!(client.next().await.unwrap().unwrap(), m);
+        }
+        client.close(crate::CloseCode::NORMAL, "").await.unwrap();
+        server.await;
+
+        let pending = counts.pending_reads.load(Ordering::SeqCst);
+        let wakes = counts.read_wakes.load(Ordering::SeqCst);
+        // Every Pending read registered a wake; a second Pending before
+        // that wake would be a wasted poll (a failing recv with smol).
+        assert!(
+            pending > rounds / 4,
+            "only {pending} reads waited: nothing tested"
+        );
+        assert!(
+            pending <= wakes + 1,
+            "{pending} reads returned Pending with only {wakes} wakes"
+        );
+    });
+}

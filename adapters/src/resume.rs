@@ -83,6 +83,10 @@ where
     let mut source_done = false;
     let mut close = None;
     let mut unflushed = false;
+    // Cleared when sending fails: the connection is closing (maybe the
+    // peer's close frame was read while sending) or failed, and the
+    // stream, read to its end, says which.
+    let mut sending = true;
     let exit = poll_fn(|cx| loop {
         let mut progress = false;
         match Pin::new(&mut *ws).poll_next(cx) {
@@ -104,37 +108,39 @@ where
             Poll::Ready(None) => return Poll::Ready(Exit::Ended),
             Poll::Pending => {}
         }
-        if !source_done && close.is_none() && sender.can_send() {
+        if sending && !source_done && close.is_none() && sender.can_send() {
             match Pin::new(&mut *ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => match source.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok((writer, cursor)))) => {
                         let msg = sender.batch(writer, &cursor);
-                        if let Err(e) = Pin::new(&mut *ws).start_send(Message::Binary(msg)) {
-                            return Poll::Ready(Exit::Failed(e));
-                        }
-                        unflushed = true;
+                        sending = Pin::new(&mut *ws).start_send(Message::Binary(msg)).is_ok();
+                        unflushed = sending;
                         progress = true;
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Exit::Source(e)),
                     Poll::Ready(None) => {
                         source_done = true;
-                        if let Err(e) = Pin::new(&mut *ws).start_send(Message::Binary(sender.end()))
-                        {
-                            return Poll::Ready(Exit::Failed(e));
-                        }
-                        unflushed = true;
+                        let end = Message::Binary(sender.end());
+                        sending = Pin::new(&mut *ws).start_send(end).is_ok();
+                        unflushed = sending;
                         progress = true;
                     }
                     Poll::Pending => {}
                 },
-                Poll::Ready(Err(e)) => return Poll::Ready(Exit::Failed(e)),
+                Poll::Ready(Err(_)) => {
+                    sending = false;
+                    progress = true;
+                }
                 Poll::Pending => {}
             }
         }
         if unflushed {
             match Pin::new(&mut *ws).poll_flush(cx) {
                 Poll::Ready(Ok(())) => unflushed = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Exit::Failed(e)),
+                Poll::Ready(Err(_)) => {
+                    (sending, unflushed) = (false, false);
+                    progress = true;
+                }
                 Poll::Pending => {}
             }
         }
@@ -300,15 +306,13 @@ impl Receiving {
                 match Pin::new(&mut *ws).poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
                         let msg = receiver.committed(seq);
-                        if let Err(e) = Pin::new(&mut *ws).start_send(Message::Binary(msg)) {
-                            return Poll::Ready(Exit::Failed(e));
-                        }
+                        ws_unflushed = Pin::new(&mut *ws).start_send(Message::Binary(msg)).is_ok();
                         ack = None;
-                        ws_unflushed = true;
                         progress = true;
                     }
-                    // The connection is closing; the store keeps what it
-                    // got and the position says so.
+                    // The connection is closing or failed, which the
+                    // stream will say; the store keeps what it got and
+                    // the position says so.
                     Poll::Ready(Err(_)) => ack = None,
                     Poll::Pending => {}
                 }
@@ -325,8 +329,8 @@ impl Receiving {
             }
             if ws_unflushed {
                 match Pin::new(&mut *ws).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => ws_unflushed = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Exit::Failed(e)),
+                    // An error here shows on the stream too.
+                    Poll::Ready(Ok(())) | Poll::Ready(Err(_)) => ws_unflushed = false,
                     Poll::Pending => {}
                 }
             }

@@ -171,18 +171,14 @@ pub fn commit_batch(
             for row in rows.by_ref().take(ROWS_PER_INSERT) {
                 chunk.push(row?);
             }
-            let stmt = if chunk.len() == ROWS_PER_INSERT {
-                &mut many
-            } else {
-                &mut one
-            };
             if chunk.len() == ROWS_PER_INSERT {
-                bind_rows(stmt, &chunk)?;
-                stmt.raw_execute()?;
+                bind_rows(&mut many, &chunk)?;
+                many.raw_execute()?;
             } else {
+                // The batch's last few rows, one statement each.
                 for row in &chunk {
-                    bind_rows(stmt, std::slice::from_ref(row))?;
-                    stmt.raw_execute()?;
+                    bind_rows(&mut one, std::slice::from_ref(row))?;
+                    one.raw_execute()?;
                 }
             }
             stored += chunk.len();

@@ -53,7 +53,11 @@ fn parse_args() -> Result<Args, BoxError> {
         window: 4,
         chaos: 3,
         seed: SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64,
-        dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/million-rows"),
+        // The workspace's target directory (the package is `examples/`).
+        dir: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("target/million-rows"),
         progress: true,
         serve: None,
     };

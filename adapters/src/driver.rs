@@ -76,12 +76,18 @@ impl Wake for Wakers {
 /// writing and `flush` writes everything queued in as few syscalls as
 /// possible, so forwarding a stream of messages (`send_all`, `forward`) is
 /// the fast path. [`split`](Self::split) gives halves for two tasks.
+///
+/// One pointer: the connection's state lives in one allocation, so the
+/// futures that hold a `WebSocket` (often in more than one slot of their
+/// state machine) stay small, which is most of an idle connection's memory.
 pub struct WebSocket<S, R: Runtime> {
+    s: Box<State<S, R>>,
+}
+
+/// Everything a connection holds, behind the `WebSocket`'s one pointer.
+struct State<S, R: Runtime> {
     io: S,
-    /// Boxed: a WebSocket is moved into tasks and held across awaits, and
-    /// async state machines often keep more than one slot for it; the state
-    /// machine itself is several hundred bytes.
-    conn: Box<Connection>,
+    conn: Connection,
     protocol: Option<String>,
     /// The timer and the deadline it is set to.
     sleep: Option<(R::Sleep, Instant)>,
@@ -89,7 +95,8 @@ pub struct WebSocket<S, R: Runtime> {
     /// Wakes `wakers`; what every source is polled with. Taken out while
     /// a drive uses it (moved, not cloned).
     proxy: Option<Waker>,
-    error: Option<Error>,
+    /// The transport's failure (the core reports its own as events).
+    error: Option<io::Error>,
     transport_done: bool,
     /// The last read returned Pending and no wake came since.
     read_blocked: bool,
@@ -99,7 +106,7 @@ pub struct WebSocket<S, R: Runtime> {
     /// next read goes straight into the core's buffer.
     streaming: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
-    stashed: Option<Event>,
+    stashed: Option<Box<Event>>,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -109,56 +116,58 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let wakers = Arc::new(Wakers::default());
         let proxy = Waker::from(wakers.clone());
         Self {
-            io,
-            conn: Box::new(conn),
-            protocol,
-            sleep: None,
-            wakers,
-            proxy: Some(proxy),
-            error: None,
-            transport_done: false,
-            read_blocked: false,
-            timer_armed: false,
-            streaming: false,
-            stashed: None,
-            _runtime: PhantomData,
+            s: Box::new(State {
+                io,
+                conn,
+                protocol,
+                sleep: None,
+                wakers,
+                proxy: Some(proxy),
+                error: None,
+                transport_done: false,
+                read_blocked: false,
+                timer_armed: false,
+                streaming: false,
+                stashed: None,
+                _runtime: PhantomData,
+            }),
         }
     }
 
     /// The protocol state machine, for its getters.
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        &self.s.conn
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.s.protocol.as_deref()
     }
 
     /// Round trip of the last keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
-        self.conn.latency()
+        self.s.conn.latency()
     }
 
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount()
+        self.s.conn.buffered_amount()
     }
 
     /// The underlying transport.
     pub fn get_ref(&self) -> &S {
-        &self.io
+        &self.s.io
     }
 
     /// Starts the close handshake and drives it to its end: the peer's
     /// answer, or the close timeout. Messages still arriving are dropped.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.conn.close(code, reason)?;
+        self.s.conn.close(code, reason)?;
         poll_fn(|cx| {
-            self.wakers.read.register(cx.waker());
+            self.s.wakers.read.register(cx.waker());
             loop {
-                while self.conn.poll_event().is_some() {}
-                if self.transport_done {
+                while self.s.conn.poll_event().is_some() {}
+                if self.s.transport_done {
                     return Poll::Ready(match self.transport_error() {
                         Some(e) => Err(e),
                         None => Ok(()),
@@ -180,20 +189,26 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// [`Connection::set_deliver_chunks`] or [`set_deliver_chunks`](Self::set_deliver_chunks)
     /// switches it off.
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
-        self.conn.set_deliver_chunks(true);
+        self.s.conn.set_deliver_chunks(true);
         poll_fn(|cx| self.poll_next_chunk(cx)).await
     }
 
     /// Chooses whole messages (the default) or chunks for the messages that
     /// start from now on.
     pub fn set_deliver_chunks(&mut self, on: bool) {
-        self.conn.set_deliver_chunks(on);
+        self.s.conn.set_deliver_chunks(on);
     }
 
     fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, Error>>> {
-        self.wakers.read.register(cx.waker());
+        self.s.wakers.read.register(cx.waker());
         loop {
-            if let Some(ev) = self.stashed.take().or_else(|| self.conn.poll_event()) {
+            if let Some(ev) = self
+                .s
+                .stashed
+                .take()
+                .map(|e| *e)
+                .or_else(|| self.s.conn.poll_event())
+            {
                 let chunk = match ev {
                     Event::Chunk { kind, data, fin } => Chunk { kind, data, fin },
                     // A message that began before chunk delivery was on.
@@ -214,10 +229,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 };
                 return Poll::Ready(Some(Ok(chunk)));
             }
-            if let Some(e) = self.error.take() {
-                return Poll::Ready(Some(Err(e)));
+            if let Some(e) = self.s.error.take() {
+                return Poll::Ready(Some(Err(Error::Io(e))));
             }
-            if self.transport_done {
+            if self.s.transport_done {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
@@ -241,7 +256,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             poll_fn(|cx| self.poll_ready_send(cx)).await?;
             match source.next().await {
                 Some(Ok(piece)) if piece.is_empty() => {}
-                Some(Ok(piece)) => self.conn.send_chunk(kind, piece, false)?,
+                Some(Ok(piece)) => self.s.conn.send_chunk(kind, piece, false)?,
                 Some(Err(e)) => {
                     let _ = self
                         .close(CloseCode::INTERNAL_ERROR, "message source failed")
@@ -251,7 +266,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 None => break,
             }
         }
-        self.conn.send_chunk(kind, Bytes::new(), true)?;
+        self.s.conn.send_chunk(kind, Bytes::new(), true)?;
         poll_fn(|cx| self.poll_flush_send(cx)).await
     }
 
@@ -268,7 +283,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     /// Hands the core bytes that arrived with the handshake response.
     pub(crate) fn feed_initial(&mut self, data: &[u8]) {
-        self.conn.handle_read(data, Instant::now());
+        self.s.conn.handle_read(data, Instant::now());
     }
 
     /// Does every piece of I/O that can proceed now (see `drive_io`). When
@@ -279,8 +294,8 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let progress = self.drive_io();
         if progress {
             match side {
-                Side::Read => self.wakers.write.wake(),
-                Side::Write => self.wakers.read.wake(),
+                Side::Read => self.s.wakers.write.wake(),
+                Side::Write => self.s.wakers.read.wake(),
             }
         }
         progress
@@ -290,21 +305,21 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// timers and reads. Returns whether anything changed; when not, every
     /// source has registered the proxy waker.
     fn drive_io(&mut self) -> bool {
-        if self.transport_done {
+        if self.s.transport_done {
             return false;
         }
-        let proxy = self.proxy.take().expect("drives do not nest");
+        let proxy = self.s.proxy.take().expect("drives do not nest");
         let progress = self.drive_io_with(&mut Context::from_waker(&proxy));
-        self.proxy = Some(proxy);
+        self.s.proxy = Some(proxy);
         progress
     }
 
     fn drive_io_with(&mut self, cx: &mut Context<'_>) -> bool {
         // Taken before any source is polled, so a wake that comes while
         // they are is seen by the next drive.
-        if self.wakers.woken.swap(false, Ordering::Acquire) {
-            self.read_blocked = false;
-            self.timer_armed = false;
+        if self.s.wakers.woken.swap(false, Ordering::Acquire) {
+            self.s.read_blocked = false;
+            self.s.timer_armed = false;
         }
         let mut progress = false;
 
@@ -312,17 +327,17 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let mut wrote = false;
         loop {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let n = self.conn.poll_transmit(&mut iov);
+            let n = self.s.conn.poll_transmit(&mut iov);
             if n == 0 {
                 break;
             }
-            match self.io.poll_write_vectored(cx, &iov[..n]) {
+            match self.s.io.poll_write_vectored(cx, &iov[..n]) {
                 Poll::Ready(Ok(0)) => {
                     self.fail(io::ErrorKind::WriteZero.into());
                     return true;
                 }
                 Poll::Ready(Ok(k)) => {
-                    self.conn.advance_transmit(k);
+                    self.s.conn.advance_transmit(k);
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -334,7 +349,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
         if wrote {
             progress = true;
-            if let Poll::Ready(Err(e)) = self.io.poll_flush(cx) {
+            if let Poll::Ready(Err(e)) = self.s.io.poll_flush(cx) {
                 self.fail(e);
                 return true;
             }
@@ -342,25 +357,25 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
         // Close the transport once the core is done with it.
         // A failed shutdown changes nothing: the connection is over.
-        if self.conn.is_finished()
-            && !self.conn.has_transmit()
-            && self.io.poll_shutdown(cx).is_ready()
+        if self.s.conn.is_finished()
+            && !self.s.conn.has_transmit()
+            && self.s.io.poll_shutdown(cx).is_ready()
         {
-            self.transport_done = true;
+            self.s.transport_done = true;
             return true;
         }
 
         progress |= self.drive_timer(cx);
 
         // Read, unless the socket said Pending and has not woken us since.
-        if self.conn.wants_read() && !self.read_blocked {
+        if self.s.conn.wants_read() && !self.s.read_blocked {
             match self.read(cx) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(e)) => {
                     self.fail(e);
                     return true;
                 }
-                Poll::Pending => self.read_blocked = true,
+                Poll::Pending => self.s.read_blocked = true,
             }
         }
         progress
@@ -371,15 +386,15 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// moved earlier or after a wake (which may be the timer's); a deadline
     /// that moved later is left for the armed timer to find early.
     fn drive_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.conn.poll_timeout() else {
+        let Some(at) = self.s.conn.poll_timeout() else {
             return false;
         };
-        if self.timer_armed && self.sleep.as_ref().is_some_and(|(_, armed)| *armed <= at) {
+        if self.s.timer_armed && self.s.sleep.as_ref().is_some_and(|(_, armed)| *armed <= at) {
             return false;
         }
         let now = Instant::now();
         let due = now >= at || {
-            let (sleep, armed) = self.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
+            let (sleep, armed) = self.s.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
             if *armed != at {
                 R::reset(sleep, at);
                 *armed = at;
@@ -387,20 +402,20 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             Pin::new(sleep).poll(cx).is_ready()
         };
         if due {
-            self.conn.handle_timeout(now.max(at));
-            self.timer_armed = false;
+            self.s.conn.handle_timeout(now.max(at));
+            self.s.timer_armed = false;
             return true;
         }
-        self.timer_armed = true;
+        self.s.timer_armed = true;
         false
     }
 
     /// One read: into the thread's scratch buffer (copied into the core),
     /// or, while data streams in, straight into the core's buffer.
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let (io, conn) = (&mut self.io, &mut self.conn);
+        let (io, conn) = (&mut self.s.io, &mut self.s.conn);
         // (bytes read, whether they filled the buffer)
-        let scratch_read = if self.streaming {
+        let scratch_read = if self.s.streaming {
             None
         } else {
             // Busy only if a transport's read drives another connection on
@@ -430,20 +445,20 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         });
         match r {
             Poll::Ready(Ok((0, _))) => {
-                self.conn.handle_eof(Instant::now());
-                self.streaming = false;
+                self.s.conn.handle_eof(Instant::now());
+                self.s.streaming = false;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Ok((_, filled))) => {
-                self.streaming = filled;
+                self.s.streaming = filled;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => {
-                self.streaming = false;
+                self.s.streaming = false;
                 Poll::Ready(Err(e))
             }
             Poll::Pending => {
-                self.streaming = false;
+                self.s.streaming = false;
                 Poll::Pending
             }
         }
@@ -451,16 +466,22 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     /// The transport failed: nothing more can be read or written.
     fn fail(&mut self, e: io::Error) {
-        if self.error.is_none() {
-            self.error = Some(Error::Io(e));
+        if self.s.error.is_none() {
+            self.s.error = Some(e);
         }
-        self.transport_done = true;
+        self.s.transport_done = true;
     }
 
     fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        self.wakers.read.register(cx.waker());
+        self.s.wakers.read.register(cx.waker());
         loop {
-            if let Some(ev) = self.stashed.take().or_else(|| self.conn.poll_event()) {
+            if let Some(ev) = self
+                .s
+                .stashed
+                .take()
+                .map(|e| *e)
+                .or_else(|| self.s.conn.poll_event())
+            {
                 let msg = match ev {
                     Event::Message(m) => m,
                     Event::Ping(p) => Message::Ping(p),
@@ -470,7 +491,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                     // Chunk delivery is on: say so rather than drop data,
                     // and keep the chunk for `next_chunk`.
                     chunk @ Event::Chunk { .. } => {
-                        self.stashed = Some(chunk);
+                        self.s.stashed = Some(Box::new(chunk));
                         return Poll::Ready(Some(Err(Error::Chunked)));
                     }
                 };
@@ -478,10 +499,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
             // Only I/O errors are recorded here; the core reports its own
             // as events, in order.
-            if let Some(e) = self.error.take() {
-                return Poll::Ready(Some(Err(e)));
+            if let Some(e) = self.s.error.take() {
+                return Poll::Ready(Some(Err(Error::Io(e))));
             }
-            if self.transport_done {
+            if self.s.transport_done {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
@@ -494,10 +515,8 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// original stays for the stream, so that a reader (maybe another task,
     /// after `split`) never mistakes a failed connection for a clean end.
     fn transport_error(&self) -> Option<Error> {
-        match &self.error {
-            Some(Error::Io(e)) => Some(Error::Io(io::Error::new(e.kind(), e.to_string()))),
-            _ => None,
-        }
+        let e = self.s.error.as_ref()?;
+        Some(Error::Io(io::Error::new(e.kind(), e.to_string())))
     }
 
     fn closed_error(&self) -> Error {
@@ -506,12 +525,12 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.wakers.write.register(cx.waker());
+        self.s.wakers.write.register(cx.waker());
         loop {
-            if self.transport_done || self.conn.state() != tether_core::State::Open {
+            if self.s.transport_done || self.s.conn.state() != tether_core::State::Open {
                 return Poll::Ready(Err(self.closed_error()));
             }
-            if self.conn.is_writable() {
+            if self.s.conn.is_writable() {
                 return Poll::Ready(Ok(()));
             }
             if !self.drive(Side::Write) {
@@ -521,12 +540,12 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     fn poll_flush_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.wakers.write.register(cx.waker());
+        self.s.wakers.write.register(cx.waker());
         loop {
-            if !self.conn.has_transmit() {
+            if !self.s.conn.has_transmit() {
                 return Poll::Ready(Ok(()));
             }
-            if self.transport_done {
+            if self.s.transport_done {
                 return Poll::Ready(Err(self.closed_error()));
             }
             if !self.drive(Side::Write) {
@@ -537,10 +556,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     fn poll_close_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // Closing twice, or after the peer closed, is fine.
-        let _ = self.conn.close(CloseCode::NORMAL, "");
-        self.wakers.write.register(cx.waker());
+        let _ = self.s.conn.close(CloseCode::NORMAL, "");
+        self.s.wakers.write.register(cx.waker());
         loop {
-            if self.transport_done {
+            if self.s.transport_done {
                 return Poll::Ready(match self.transport_error() {
                     Some(e) => Err(e),
                     None => Ok(()),
@@ -569,7 +588,7 @@ impl<S: Transport, R: Runtime> Sink<Message> for WebSocket<S, R> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.get_mut().conn.send(item).map_err(Error::Ws)
+        self.get_mut().s.conn.send(item).map_err(Error::Ws)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -633,7 +652,7 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     /// Starts the close handshake and drives it to its end (see
     /// [`WebSocket::close`]); the stream half sees the peer's close.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        lock(&self.shared).conn.close(code, reason)?;
+        lock(&self.shared).s.conn.close(code, reason)?;
         poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
     }
 }
@@ -641,7 +660,7 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
 impl<S: Transport, R: Runtime> WsStream<S, R> {
     /// [`WebSocket::next_chunk`] on the receiving half.
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
-        lock(&self.shared).conn.set_deliver_chunks(true);
+        lock(&self.shared).s.conn.set_deliver_chunks(true);
         poll_fn(|cx| lock(&self.shared).poll_next_chunk(cx)).await
     }
 }
@@ -662,7 +681,7 @@ impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        lock(&self.shared).conn.send(item).map_err(Error::Ws)
+        lock(&self.shared).s.conn.send(item).map_err(Error::Ws)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -127,3 +127,19 @@ fn no_read_is_retried_before_a_wake() {
         );
     });
 }
+
+/// Futures often hold a `WebSocket` in more than one slot of their state
+/// machine, and an idle server is mostly such futures: the connection's
+/// state must stay behind one pointer.
+#[test]
+fn websocket_is_one_pointer() {
+    assert_eq!(
+        std::mem::size_of::<crate::smol::WebSocket>(),
+        std::mem::size_of::<usize>()
+    );
+    #[cfg(feature = "tokio")]
+    assert_eq!(
+        std::mem::size_of::<crate::tokio::WebSocket>(),
+        std::mem::size_of::<usize>()
+    );
+}

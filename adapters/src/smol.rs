@@ -50,14 +50,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
     }
 }
 
-/// async-io's timer.
+/// async-io's timer, boxed like tokio's: a connection without timers then
+/// holds a pointer's worth of room for one, not the whole timer.
 #[derive(Debug)]
 pub struct Smol;
 
 impl Runtime for Smol {
-    type Sleep = async_io::Timer;
+    type Sleep = Box<async_io::Timer>;
     fn sleep_until(at: Instant) -> Self::Sleep {
-        async_io::Timer::at(at)
+        Box::new(async_io::Timer::at(at))
     }
     fn reset(sleep: &mut Self::Sleep, at: Instant) {
         sleep.set_at(at);

@@ -215,7 +215,7 @@ impl Connection {
     /// A connection whose opening handshake has completed at `now`.
     pub fn new(role: Role, config: Config, rng: Box<dyn RandomSource>, now: Instant) -> Self {
         let config = config.sanitized();
-        let keepalive = Keepalive::new(config.ping_interval, config.ping_timeout, now);
+        let keepalive = Keepalive::new(&config, now);
         Self {
             role,
             rng,
@@ -497,11 +497,11 @@ impl Connection {
                 return;
             }
         }
-        match self.keepalive.poll(now, self.inbound_full()) {
+        match self.keepalive.poll(&self.config, now, self.inbound_full()) {
             Due::Nothing => {}
             Due::Ping => {
                 let payload = Keepalive::payload(&mut *self.rng);
-                self.keepalive.ping_sent(payload, now);
+                self.keepalive.ping_sent(&self.config, payload, now);
                 let payload = Bytes::copy_from_slice(&payload);
                 self.out
                     .push_frame(true, 0, OpCode::Ping, &payload, &mut *self.rng);
@@ -774,7 +774,7 @@ impl Connection {
             return self.close_deadline;
         }
         let idle = self.config.idle_timeout.map(|t| self.last_input + t);
-        match (self.keepalive.deadline(), idle) {
+        match (self.keepalive.deadline(&self.config), idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

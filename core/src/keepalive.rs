@@ -6,13 +6,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
+
 /// Ping payload length: enough randomness that a stale pong never matches.
 const PAYLOAD_LEN: usize = 8;
 
+/// The interval and timeout are the connection's `Config` ones, passed in
+/// rather than copied: every idle connection holds one of these.
 #[derive(Debug)]
 pub(crate) struct Keepalive {
-    interval: Option<Duration>,
-    timeout: Option<Duration>,
     next_ping: Option<Instant>,
     outstanding: Option<([u8; PAYLOAD_LEN], Instant)>,
     latency: Option<Duration>,
@@ -27,19 +29,17 @@ pub(crate) enum Due {
 }
 
 impl Keepalive {
-    pub(crate) fn new(interval: Option<Duration>, timeout: Option<Duration>, now: Instant) -> Self {
+    pub(crate) fn new(config: &Config, now: Instant) -> Self {
         Self {
-            interval,
-            timeout,
-            next_ping: interval.map(|i| now + i),
+            next_ping: config.ping_interval.map(|i| now + i),
             outstanding: None,
             latency: None,
         }
     }
 
     /// The next instant something is due.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.outstanding, self.timeout) {
+    pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
+        match (self.outstanding, config.ping_timeout) {
             (Some((_, sent)), Some(t)) => Some(sent + t),
             // Without a timeout an unanswered ping does not stop the next.
             _ => self.next_ping,
@@ -49,8 +49,8 @@ impl Keepalive {
     /// Checks the timers. `paused` says the application is not reading
     /// (local backpressure); the pong may sit unread in the socket then, so
     /// a missing pong is not held against the peer.
-    pub(crate) fn poll(&mut self, now: Instant, paused: bool) -> Due {
-        match (self.outstanding, self.timeout) {
+    pub(crate) fn poll(&mut self, config: &Config, now: Instant, paused: bool) -> Due {
+        match (self.outstanding, config.ping_timeout) {
             (Some((payload, sent)), Some(t)) if now >= sent + t => {
                 if paused {
                     self.outstanding = Some((payload, now));
@@ -68,9 +68,9 @@ impl Keepalive {
     }
 
     /// Records a ping just sent with `payload`.
-    pub(crate) fn ping_sent(&mut self, payload: [u8; PAYLOAD_LEN], now: Instant) {
+    pub(crate) fn ping_sent(&mut self, config: &Config, payload: [u8; PAYLOAD_LEN], now: Instant) {
         self.outstanding = Some((payload, now));
-        self.next_ping = self.interval.map(|i| now + i);
+        self.next_ping = config.ping_interval.map(|i| now + i);
     }
 
     /// A new random payload for the next ping.

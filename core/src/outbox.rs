@@ -40,9 +40,18 @@ pub(crate) struct Outbox {
     staging: BytesMut,
     /// Bytes framed and not yet written (segments + staging).
     wire_bytes: usize,
+    /// Data waiting to be framed, and a close to frame after it. Boxed and
+    /// `Some` only while not empty: most connections never queue a message
+    /// larger than a fragment, and an idle one holds nothing here.
+    later: Option<Box<Later>>,
+}
+
+#[derive(Default)]
+struct Later {
     pending: VecDeque<Pending>,
-    pending_bytes: usize,
-    close_after_pending: Option<Bytes>,
+    /// Payload bytes in `pending`.
+    bytes: usize,
+    close: Option<Bytes>,
 }
 
 impl Outbox {
@@ -53,22 +62,22 @@ impl Outbox {
             front_written: 0,
             staging: BytesMut::new(),
             wire_bytes: 0,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            close_after_pending: None,
+            later: None,
         }
     }
 
     /// Bytes queued, framed or not.
     pub(crate) fn buffered(&self) -> usize {
         self.wire_bytes
-            + self.pending_bytes
-            + self.close_after_pending.as_ref().map_or(0, |c| c.len() + 2)
+            + self
+                .later
+                .as_ref()
+                .map_or(0, |l| l.bytes + l.close.as_ref().map_or(0, |c| c.len() + 2))
     }
 
     /// Whether nothing at all waits to be written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.wire_bytes == 0 && self.pending.is_empty() && self.close_after_pending.is_none()
+        self.wire_bytes == 0 && self.later.is_none()
     }
 
     /// Frames a whole payload now, ahead of any pending data. Used for
@@ -121,11 +130,12 @@ impl Outbox {
         fragment: usize,
         rng: &mut dyn RandomSource,
     ) {
-        if self.pending.is_empty() && payload.len() <= fragment && self.wire_bytes < fragment {
+        if self.later.is_none() && payload.len() <= fragment && self.wire_bytes < fragment {
             self.push_frame(fin, rsv, opcode, &payload, rng);
         } else {
-            self.pending_bytes += payload.len();
-            self.pending.push_back(Pending {
+            let later = self.later.get_or_insert_with(Default::default);
+            later.bytes += payload.len();
+            later.pending.push_back(Pending {
                 opcode,
                 rsv,
                 payload,
@@ -137,18 +147,23 @@ impl Outbox {
 
     /// Queues a close frame after all pending data.
     pub(crate) fn push_close_after_data(&mut self, payload: Bytes, rng: &mut dyn RandomSource) {
-        if self.pending.is_empty() {
-            self.push_frame(true, 0, OpCode::Close, &payload, rng);
-        } else {
-            self.close_after_pending = Some(payload);
+        match &mut self.later {
+            None => self.push_frame(true, 0, OpCode::Close, &payload, rng),
+            Some(later) => later.close = Some(payload),
         }
     }
 
     /// Frames pending data until about one fragment is ready to write.
     fn refill(&mut self, fragment: usize, rng: &mut dyn RandomSource) {
         while self.wire_bytes < fragment {
-            let Some(p) = self.pending.front_mut() else {
-                if let Some(close) = self.close_after_pending.take() {
+            let Some(later) = self.later.as_mut() else {
+                return;
+            };
+            let Some(p) = later.pending.front_mut() else {
+                // Only the close is left: frame it and hold nothing more.
+                let close = later.close.take();
+                self.later = None;
+                if let Some(close) = close {
                     self.push_frame(true, 0, OpCode::Close, &close, rng);
                 }
                 return;
@@ -164,9 +179,12 @@ impl Outbox {
             let done = p.offset == p.payload.len();
             let fin = done && p.fin;
             if done {
-                self.pending.pop_front();
+                later.pending.pop_front();
             }
-            self.pending_bytes -= n;
+            later.bytes -= n;
+            if later.pending.is_empty() && later.close.is_none() {
+                self.later = None;
+            }
             self.push_frame(fin, rsv, opcode, &piece, rng);
         }
     }
@@ -226,5 +244,58 @@ impl Outbox {
             self.staging = BytesMut::new();
             self.segments = VecDeque::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Xoshiro256;
+
+    fn drain(out: &mut Outbox, rng: &mut Xoshiro256) -> Vec<u8> {
+        let mut wire = Vec::new();
+        loop {
+            let mut iov = [IoSlice::new(&[]); 4];
+            let n = out.slices(16, rng, &mut iov);
+            if n == 0 {
+                return wire;
+            }
+            let len: usize = iov[..n].iter().map(|s| s.len()).sum();
+            iov[..n].iter().for_each(|s| wire.extend_from_slice(s));
+            out.advance(len);
+        }
+    }
+
+    /// A message larger than a fragment and a close behind it go out in
+    /// order, and once written the queue holds no allocation.
+    #[test]
+    fn fragments_then_close_then_nothing_held() {
+        let mut rng = Xoshiro256::from_seed(1);
+        let mut out = Outbox::new(false);
+        out.push_data(
+            OpCode::Binary,
+            0,
+            Bytes::from(vec![7u8; 40]),
+            true,
+            16,
+            &mut rng,
+        );
+        out.push_close_after_data(Bytes::from_static(&[3, 232]), &mut rng);
+        assert!(out.later.is_some());
+        assert_eq!(out.buffered(), 40 + 4);
+        let wire = drain(&mut out, &mut rng);
+        // Three frames of 16, 16 and 8 bytes, then the close.
+        let mut expect = vec![0x02, 16];
+        expect.extend([7; 16]);
+        expect.extend([0x00, 16]);
+        expect.extend([7; 16]);
+        expect.extend([0x80, 8]);
+        expect.extend([7; 8]);
+        expect.extend([0x88, 2, 3, 232]);
+        assert_eq!(wire, expect);
+        assert!(out.is_empty());
+        assert!(out.later.is_none());
+        assert_eq!(out.staging.capacity(), 0);
+        assert_eq!(out.segments.capacity(), 0);
     }
 }

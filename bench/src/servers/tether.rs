@@ -2,6 +2,7 @@
 //! conformance/src/lib.rs, and the naive loop (await `send` per message)
 //! for comparison.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -9,7 +10,11 @@ use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 
 /// Keepalive off: none of the other servers pings, and the load generator
 /// never answers pings. permessage-deflate keeps tether's defaults (used
-/// when the client offers it).
+/// when the client offers it). Built once and shared by every connection,
+/// as a server would: a temporary would sit in each connection's task.
+static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
+static KEEPALIVE_OPTIONS: LazyLock<ServerOptions> = LazyLock::new(keepalive_options);
+
 fn options() -> ServerOptions {
     ServerOptions {
         config: Config {
@@ -33,36 +38,35 @@ fn keepalive_options() -> ServerOptions {
 }
 
 pub async fn echo_smol_keepalive(stream: smol::net::TcpStream) {
-    let options = keepalive_options();
-    if let Ok(ws) = tether::smol::accept_with(stream, &options, |_| Ok(Default::default())).await {
+    if let Ok(ws) =
+        tether::smol::accept_with(stream, &KEEPALIVE_OPTIONS, |_| Ok(Default::default())).await
+    {
         echo(ws).await
     }
 }
 
 pub async fn echo_tokio_keepalive(stream: tokio::net::TcpStream) {
-    let options = keepalive_options();
-    if let Ok(ws) = tether::tokio::accept_with(stream, &options, |_| Ok(Default::default())).await {
+    if let Ok(ws) =
+        tether::tokio::accept_with(stream, &KEEPALIVE_OPTIONS, |_| Ok(Default::default())).await
+    {
         echo(ws).await
     }
 }
 
 pub async fn echo_smol(stream: smol::net::TcpStream) {
-    if let Ok(ws) = tether::smol::accept_with(stream, &options(), |_| Ok(Default::default())).await
-    {
+    if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo(ws).await
     }
 }
 
 pub async fn echo_smol_naive(stream: smol::net::TcpStream) {
-    if let Ok(ws) = tether::smol::accept_with(stream, &options(), |_| Ok(Default::default())).await
-    {
+    if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo_naive(ws).await
     }
 }
 
 pub async fn echo_tokio(stream: tokio::net::TcpStream) {
-    if let Ok(ws) = tether::tokio::accept_with(stream, &options(), |_| Ok(Default::default())).await
-    {
+    if let Ok(ws) = tether::tokio::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo(ws).await
     }
 }

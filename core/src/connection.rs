@@ -175,7 +175,7 @@ pub struct Connection {
 
     out: Outbox,
     /// Pongs to send, framed once the transmit queue has room.
-    owed_pongs: VecDeque<Bytes>,
+    owed_pongs: OwedPongs,
     /// Kind of the streamed message being sent, and whether it is compressed.
     sending: Option<(DataKind, bool)>,
     write_blocked: bool,
@@ -229,7 +229,7 @@ impl Connection {
             events: VecDeque::new(),
             inbound_bytes: 0,
             out: Outbox::new(role == Role::Client),
-            owed_pongs: VecDeque::new(),
+            owed_pongs: OwedPongs::default(),
             sending: None,
             write_blocked: false,
             #[cfg(feature = "deflate")]
@@ -298,7 +298,7 @@ impl Connection {
 
     /// Bytes queued for the socket, framed or not.
     pub fn buffered_amount(&self) -> usize {
-        self.out.buffered() + self.owed_pongs.iter().map(|p| p.len() + 2).sum::<usize>()
+        self.out.buffered() + self.owed_pongs.bytes()
     }
 
     /// Whether a writer may queue more data now. Turns false above
@@ -1192,10 +1192,7 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if !self.sent_close {
-                    if self.owed_pongs.len() == MAX_OWED_PONGS {
-                        self.owed_pongs.pop_front();
-                    }
-                    self.owed_pongs.push_back(payload.clone());
+                    self.owed_pongs.push(payload.clone());
                     self.frame_owed_pongs(false);
                 }
                 self.push_event(Event::Ping(payload));
@@ -1239,5 +1236,46 @@ fn event_bytes(ev: &Event) -> usize {
         Event::Ping(p) => p.len(),
         Event::Pong { payload, .. } => payload.len(),
         Event::Close(_) | Event::Error(_) => 0,
+    }
+}
+
+/// Pongs owed to the peer's pings, not yet framed: boxed and held only
+/// while some are owed, since nearly always none are.
+#[derive(Default)]
+struct OwedPongs(Option<Box<VecDeque<Bytes>>>);
+
+impl OwedPongs {
+    /// Owes a pong; past the limit the oldest is forgotten (a pong need
+    /// only answer the most recent ping, RFC 6455 section 5.5.3).
+    fn push(&mut self, payload: Bytes) {
+        let q = self.0.get_or_insert_with(Default::default);
+        if q.len() == MAX_OWED_PONGS {
+            q.pop_front();
+        }
+        q.push_back(payload);
+    }
+
+    fn pop_front(&mut self) -> Option<Bytes> {
+        let q = self.0.as_mut()?;
+        let p = q.pop_front();
+        if q.is_empty() {
+            self.0 = None;
+        }
+        p
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Their size on the wire (each with a two-byte header).
+    fn bytes(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |q| q.iter().map(|p| p.len() + 2).sum())
     }
 }

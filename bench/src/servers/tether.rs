@@ -1,11 +1,11 @@
-//! tether on smol and on tokio, with the batched echo loop of
-//! conformance/src/lib.rs, and the naive loop (await `send` per message)
-//! for comparison.
+//! tether on smol and on tokio, with the README's echo (split halves,
+//! `send_all`), and the naive loop (await `send` per message) for
+//! comparison.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 
 /// Keepalive off: none of the other servers pings, and the load generator
@@ -71,29 +71,14 @@ pub async fn echo_tokio(stream: tokio::net::TcpStream) {
     }
 }
 
-/// Queues every message already received and flushes once when no more
-/// input is ready, so a burst costs one write (conformance/src/lib.rs).
-async fn echo<S: Transport, R: Runtime>(mut ws: WebSocket<S, R>) {
-    loop {
-        let next = match ws.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                if ws.flush().await.is_err() {
-                    return;
-                }
-                ws.next().await
-            }
-        };
-        match next {
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                if ws.feed(m).await.is_err() {
-                    return;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return,
-        }
-    }
+/// The README's echo: split, and forward the data messages with
+/// `send_all`, which queues every message already received and flushes
+/// once when the stream has nothing ready, so a burst costs one write.
+async fn echo<S: Transport, R: Runtime>(ws: WebSocket<S, R>) {
+    let (mut tx, rx) = ws.split();
+    let mut data =
+        rx.filter(|m| std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_)))));
+    let _ = tx.send_all(&mut data).await;
 }
 
 /// What the README's first example does: one write and flush per message.

@@ -13,15 +13,17 @@ type Summaries = BTreeMap<(String, String), Summary>;
 /// How each server echoes: the API and settings that the numbers are for.
 const SETUP: &str = "\
 - **tether-smol**, **tether-tokio**: `tether::{smol,tokio}::accept_with`, \
-`Config::without_keepalive()` (64 MiB limits); the echo loop of \
-`conformance/src/lib.rs`: `feed` every message already received (`now_or_never`), \
-`flush` once when none is ready. permessage-deflate with tether's defaults.
+`Config::without_keepalive()` (64 MiB limits), one `ServerOptions` shared by all \
+connections; the README's echo: `split()`, then `tx.send_all(&mut rx.filter(data))`, \
+which queues every message already received and flushes once when none is ready. \
+permessage-deflate with tether's defaults.
 - **tether-smol-naive**: `while let Some(m) = ws.next().await { ws.send(m).await }`.
 - **tether-smol-keepalive**, **tether-tokio-keepalive** (idle scenario only): as \
 tether-smol and tether-tokio with keepalive on, a ping every 2 s (the load generator \
 answers with pongs). The other libraries have no built-in keepalive.
-- **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), the same \
-`feed`/`flush` loop.
+- **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), `feed` every \
+message already received (`now_or_never`), `flush` once when none is ready: the \
+batching `send_all` does, on the unsplit stream.
 - **fastwebsockets** 0.10: hyper 1 upgrade, `FragmentCollector`, `write_frame` per \
 message (the library has no write buffer).
 - **tokio-websockets** 0.13: `ServerBuilder::accept`, the same `feed`/`flush` loop; its \

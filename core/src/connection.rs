@@ -1242,6 +1242,7 @@ fn event_bytes(ev: &Event) -> usize {
 /// Pongs owed to the peer's pings, not yet framed: boxed and held only
 /// while some are owed, since nearly always none are.
 #[derive(Default)]
+#[allow(clippy::box_collection)] // The box is the point: 8 bytes inline, not 32.
 struct OwedPongs(Option<Box<VecDeque<Bytes>>>);
 
 impl OwedPongs {

@@ -82,22 +82,27 @@ fn announce(addr: SocketAddr) {
 }
 
 /// Accepts connections on smol's local executor, run by `block_on` on
-/// this thread (which also drives the async-io reactor).
+/// this thread (which also drives the async-io reactor). The accept loop
+/// is a task of its own: the future given to `run` is polled again on
+/// every wake of any task, and each poll of `accept` is an `accept4`
+/// syscall (which allocates a socket even when it fails with EAGAIN).
 fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
-    F: Fn(smol::net::TcpStream) -> Fut,
+    F: Fn(smol::net::TcpStream) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let ex = smol::LocalExecutor::new();
-    smol::block_on(ex.run(async {
+    let ex = std::rc::Rc::new(smol::LocalExecutor::new());
+    let spawner = ex.clone();
+    let acceptor = ex.spawn(async move {
         let listener = smol::net::TcpListener::bind(addr).await?;
         announce(addr);
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
-            ex.spawn(handler(stream)).detach();
+            spawner.spawn(handler(stream)).detach();
         }
-    }))
+    });
+    smol::block_on(ex.run(acceptor))
 }
 
 /// Accepts connections on a current-thread tokio runtime and runs

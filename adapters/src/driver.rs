@@ -411,11 +411,13 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     /// One read: into the thread's scratch buffer (copied into the core),
-    /// or, while data streams in, straight into the core's buffer.
+    /// or straight into the core's buffer while data streams in or a large
+    /// frame's payload is under way (it then lands in its message, with no
+    /// copy).
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let (io, conn) = (&mut self.s.io, &mut self.s.conn);
         // (bytes read, whether they filled the buffer)
-        let scratch_read = if self.s.streaming {
+        let scratch_read = if self.s.streaming || conn.reads_in_place() {
             None
         } else {
             // Busy only if a transport's read drives another connection on

@@ -321,6 +321,15 @@ impl Connection {
         !self.eof && !self.is_finished() && !self.inbound_full()
     }
 
+    /// Whether [`read_buf`](Self::read_buf) now offers room inside the
+    /// message being assembled: a frame with at least `read_chunk_size`
+    /// payload bytes to come is under way. A read there lands in place; a
+    /// read elsewhere would have its bytes copied into the message.
+    pub fn reads_in_place(&self) -> bool {
+        self.direct_room(self.config.read_chunk_size as u64)
+            .is_some()
+    }
+
     /// Round trip of the last answered keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
         self.keepalive.latency()

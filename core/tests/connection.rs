@@ -192,12 +192,21 @@ fn large_frames_are_read_in_place() {
         let now = Instant::now();
         let mut c = conn(role, now);
         let header = if role == Role::Server { 14 } else { 10 };
+        assert!(!c.reads_in_place(), "{role:?}: nothing under way yet");
         c.handle_read(&bytes[..header + 10], now);
+        assert!(c.reads_in_place(), "{role:?}: 99,990 bytes to come");
         assert_eq!(c.read_buf().len(), 100_000 - 10, "{role:?}");
         // Not committed (the read would block), then the bytes arrive by
         // handle_read instead: nothing is lost or doubled.
         c.handle_read(&bytes[header + 10..], now);
         assert_eq!(events(&mut c), want, "{role:?}");
+        assert!(!c.reads_in_place(), "{role:?}: the frame is done");
+
+        // Less than `read_chunk_size` to come: reading elsewhere is better
+        // (it may bring the next frames too).
+        let mut c = conn(role, now);
+        c.handle_read(&bytes[..bytes.len() - 1000], now);
+        assert!(!c.reads_in_place(), "{role:?}: only 1,000 bytes to come");
     }
 }
 

@@ -411,13 +411,14 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     /// One read: into the thread's scratch buffer (copied into the core),
-    /// or straight into the core's buffer while data streams in or a large
-    /// frame's payload is under way (it then lands in its message, with no
-    /// copy).
+    /// or, while data streams in, straight into the core's buffer. Reading
+    /// into a large frame's message whenever one is under way was tried:
+    /// such a read stops at the frame's end, and the extra reads (a third
+    /// more at 64 KiB messages) cost more than the copy they save.
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let (io, conn) = (&mut self.s.io, &mut self.s.conn);
         // (bytes read, whether they filled the buffer)
-        let scratch_read = if self.s.streaming || conn.reads_in_place() {
+        let scratch_read = if self.s.streaming {
             None
         } else {
             // Busy only if a transport's read drives another connection on

@@ -55,6 +55,10 @@ const EVENTS_START: usize = 16;
 /// data while keeping reads large.
 const DIRECT_READ_STEP: usize = 256 << 10;
 
+/// Reads at least this long are searched for a trailing frame whose
+/// payload can go straight to its message (see `before_trailing_payload`).
+const WALK_MIN: usize = 16 << 10;
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -121,6 +125,26 @@ struct InFrame {
     mask: Option<[u8; 4]>,
     mask_offset: usize,
     remaining: u64,
+}
+
+/// How many bytes at the front of `data` are whole frames followed by the
+/// header of a data frame whose payload goes past `data`; 0 when `data`
+/// ends otherwise. Looks past the first frame only if `walk`: a trailing
+/// payload in a small read is cheap to copy twice, and every header
+/// walked is decoded again by the parser.
+fn before_trailing_payload(data: &[u8], walk: bool) -> usize {
+    let mut at = 0;
+    while let Ok(Some((h, len))) = FrameHeader::decode(&data[at..]) {
+        let end = (at + len) as u64 + h.payload_len;
+        if end > data.len() as u64 {
+            return if h.opcode & 0x8 == 0 { at + len } else { 0 };
+        }
+        if !walk {
+            return 0;
+        }
+        at = end as usize;
+    }
+    0
 }
 
 /// A data message being assembled (or streamed as chunks).
@@ -321,15 +345,6 @@ impl Connection {
         !self.eof && !self.is_finished() && !self.inbound_full()
     }
 
-    /// Whether [`read_buf`](Self::read_buf) now offers room inside the
-    /// message being assembled: a frame with at least `read_chunk_size`
-    /// payload bytes to come is under way. A read there lands in place; a
-    /// read elsewhere would have its bytes copied into the message.
-    pub fn reads_in_place(&self) -> bool {
-        self.direct_room(self.config.read_chunk_size as u64)
-            .is_some()
-    }
-
     /// Round trip of the last answered keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
         self.keepalive.latency()
@@ -435,21 +450,20 @@ impl Connection {
                 self.after_parse(r);
                 continue;
             }
-            // A data frame whose payload goes past `data`: only its header
-            // goes through the read buffer.
-            match FrameHeader::decode(data) {
-                Ok(Some((h, len)))
-                    if self.frame.is_none()
-                        && !(self.failed || self.deferred_failure || self.received_close)
-                        && h.opcode & 0x8 == 0
-                        && h.payload_len > (data.len() - len) as u64 =>
-                {
-                    self.rbuf.extend_from_slice(&data[..len]);
-                    data = &data[len..];
-                    self.process();
-                }
-                _ => break,
+            if self.frame.is_some() || self.failed || self.deferred_failure || self.received_close {
+                break;
             }
+            // Whole frames go through the read buffer, where each becomes a
+            // message without another copy. Of a data frame that goes past
+            // `data`, only the header does: its payload is copied straight
+            // into its message on the next turn.
+            let take = before_trailing_payload(data, data.len() >= WALK_MIN);
+            if take == 0 {
+                break;
+            }
+            self.rbuf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            self.process();
         }
         if !data.is_empty() {
             self.rbuf.extend_from_slice(data);

@@ -163,19 +163,16 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// answer, or the close timeout. Messages still arriving are dropped.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.s.conn.close(code, reason)?;
-        poll_fn(|cx| {
-            self.s.wakers.read.register(cx.waker());
-            loop {
-                while self.s.conn.poll_event().is_some() {}
-                if self.s.transport_done {
-                    return Poll::Ready(match self.transport_error() {
-                        Some(e) => Err(e),
-                        None => Ok(()),
-                    });
-                }
-                if !self.drive(Side::Read) {
-                    return Poll::Pending;
-                }
+        poll_fn(|cx| loop {
+            while self.s.conn.poll_event().is_some() {}
+            if self.s.transport_done {
+                return Poll::Ready(match self.transport_error() {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                });
+            }
+            if !self.drive(Side::Read) {
+                return self.park(Side::Read, cx);
             }
         })
         .await
@@ -200,7 +197,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, Error>>> {
-        self.s.wakers.read.register(cx.waker());
         loop {
             if let Some(ev) = self
                 .s
@@ -236,7 +232,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
-                return Poll::Pending;
+                return self.park(Side::Read, cx);
             }
         }
     }
@@ -299,6 +295,23 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
         }
         progress
+    }
+
+    /// Registers the task to be woken for `side`, for a poll that found
+    /// nothing to do. Registering only then keeps two atomic operations
+    /// per call off the path of every poll that returns Ready. A wake that
+    /// came after the drive looked and before the registration found no
+    /// waker to wake, so the task wakes itself to look again.
+    fn park<T>(&self, side: Side, cx: &mut Context<'_>) -> Poll<T> {
+        let waker = match side {
+            Side::Read => &self.s.wakers.read,
+            Side::Write => &self.s.wakers.write,
+        };
+        waker.register(cx.waker());
+        if self.s.wakers.woken.load(Ordering::Acquire) {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
     /// Writes, closes the transport when the core says so, fires due
@@ -476,7 +489,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        self.s.wakers.read.register(cx.waker());
         loop {
             if let Some(ev) = self
                 .s
@@ -509,7 +521,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
-                return Poll::Pending;
+                return self.park(Side::Read, cx);
             }
         }
     }
@@ -528,7 +540,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     }
 
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.s.wakers.write.register(cx.waker());
         loop {
             if self.s.transport_done || self.s.conn.state() != tether_core::State::Open {
                 return Poll::Ready(Err(self.closed_error()));
@@ -537,13 +548,12 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return Poll::Ready(Ok(()));
             }
             if !self.drive(Side::Write) {
-                return Poll::Pending;
+                return self.park(Side::Write, cx);
             }
         }
     }
 
     fn poll_flush_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.s.wakers.write.register(cx.waker());
         loop {
             if !self.s.conn.has_transmit() {
                 return Poll::Ready(Ok(()));
@@ -552,7 +562,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return Poll::Ready(Err(self.closed_error()));
             }
             if !self.drive(Side::Write) {
-                return Poll::Pending;
+                return self.park(Side::Write, cx);
             }
         }
     }
@@ -560,7 +570,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     fn poll_close_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // Closing twice, or after the peer closed, is fine.
         let _ = self.s.conn.close(CloseCode::NORMAL, "");
-        self.s.wakers.write.register(cx.waker());
         loop {
             if self.s.transport_done {
                 return Poll::Ready(match self.transport_error() {
@@ -569,7 +578,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 });
             }
             if !self.drive(Side::Write) {
-                return Poll::Pending;
+                return self.park(Side::Write, cx);
             }
         }
     }

@@ -43,6 +43,8 @@ pub struct LoadConfig {
 #[derive(Default)]
 struct Shared {
     received: Cell<u64>,
+    /// Bytes the server sent, frame headers included.
+    bytes_in: Cell<u64>,
     measuring: Cell<bool>,
     /// Round trips in nanoseconds, measured window only.
     latencies: RefCell<Vec<u32>>,
@@ -75,9 +77,10 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
 
         tokio::time::sleep(cfg.warmup).await;
         let me = std::process::id();
-        let (t0, n0, cpu0, own0, all0) = (
+        let (t0, n0, b0, cpu0, own0, all0) = (
             Instant::now(),
             shared.received.get(),
+            shared.bytes_in.get(),
             procfs::cpu_ns(cfg.server_pid)?,
             procfs::cpu_ns(me)?,
             procfs::machine_task_ns()?,
@@ -85,9 +88,10 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
         shared.measuring.set(true);
         tokio::time::sleep(cfg.duration).await;
         shared.measuring.set(false);
-        let (t1, n1, cpu1, own1, all1) = (
+        let (t1, n1, b1, cpu1, own1, all1) = (
             Instant::now(),
             shared.received.get(),
+            shared.bytes_in.get(),
             procfs::cpu_ns(cfg.server_pid)?,
             procfs::cpu_ns(me)?,
             procfs::machine_task_ns()?,
@@ -108,6 +112,9 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
             .num("seconds", secs)
             .num("msgs_per_s", messages as f64 / secs)
             .num("mb_per_s", (messages * cfg.size as u64) as f64 / secs / 1e6)
+            // With permessage-deflate, what the server's compression made of
+            // each message (the client sends `frame.len()` bytes each).
+            .num("wire_bytes_per_msg", (b1 - b0) as f64 / messages as f64)
             .num("server_cpu_ns", cpu_ns as f64)
             .num("server_cpu_util", cpu_ns as f64 / 1e9 / secs)
             .num("cpu_ns_per_msg", cpu_ns as f64 / messages as f64)
@@ -137,7 +144,7 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             stream.write_all(&frame).await?;
             let mut counter = FrameCounter::default();
             let mut buf = [0u8; 256];
-            while read_some(&mut stream, &mut buf, &mut counter).await? == 0 {}
+            while read_some(&mut stream, &mut buf, &mut counter).await?.0 == 0 {}
             let (pings, lost) = (pings.clone(), lost.clone());
             tokio::task::spawn_local(async move {
                 let e = answer_pings(stream, &pings).await;
@@ -228,14 +235,15 @@ async fn read_some(
     stream: &mut (impl AsyncReadExt + Unpin),
     buf: &mut [u8],
     counter: &mut FrameCounter,
-) -> io::Result<u64> {
+) -> io::Result<(u64, usize)> {
     let n = stream.read(buf).await?;
     if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    counter
+    let done = counter
         .feed(&buf[..n])
-        .map_err(|e| io::Error::other(format!("server sent opcode {}", e.0)))
+        .map_err(|e| io::Error::other(format!("server sent opcode {}", e.0)))?;
+    Ok((done, n))
 }
 
 /// Keeps `in_flight` messages outstanding on one connection until the
@@ -271,7 +279,10 @@ async fn drive(
         let mut counter = FrameCounter::default();
         loop {
             let done = match read_some(&mut rd, &mut buf, &mut counter).await {
-                Ok(done) => done,
+                Ok((done, n)) => {
+                    shared.bytes_in.set(shared.bytes_in.get() + n as u64);
+                    done
+                }
                 Err(e) => return e,
             };
             if done == 0 {

@@ -134,6 +134,32 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     if let (Some((r, _)), Some((c, _))) = (best_rate, best_cpu) {
         let _ = writeln!(md, "\nbest lib: {unit} **{r}**, CPU/msg **{c}**.");
     }
+    if s.deflate {
+        compression_line(md, s, impls, summaries);
+    }
+}
+
+/// What each server's permessage-deflate made of a message: bytes it sent
+/// per echoed message, frame headers included, and the ratio to the
+/// message's size.
+fn compression_line(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let mut parts = Vec::new();
+    for &name in impls {
+        let sum = summaries.get(&(s.id.to_owned(), name.to_owned()));
+        if let Some(b) = sum.and_then(|sum| sum.get("wire_bytes_per_msg")) {
+            let ratio = s.size as f64 / b;
+            parts.push(format!("{name} {b:.0} B ({ratio:.2}:1)"));
+        }
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nBytes sent per echoed {} B message (compression ratio): {}. raw-tcp \
+             sends back the load generator's own frame, compressed by zlib.",
+            s.size,
+            parts.join(", ")
+        );
+    }
 }
 
 fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {

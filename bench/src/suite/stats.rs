@@ -16,7 +16,13 @@ pub const OTHER_LIBS: &[&str] = &[
 pub const RAW: &str = "raw-tcp";
 
 /// Metrics where less is better; every other one is more-is-better.
-const LOWER_IS_BETTER: &[&str] = &["cpu_ns_per_msg", "p50_us", "p99_us", "bytes_per_conn"];
+const LOWER_IS_BETTER: &[&str] = &[
+    "cpu_ns_per_msg",
+    "p50_us",
+    "p99_us",
+    "bytes_per_conn",
+    "wire_bytes_per_msg",
+];
 
 /// Every metric a run may report.
 pub const METRICS: &[&str] = &[
@@ -28,6 +34,7 @@ pub const METRICS: &[&str] = &[
     "p99_us",
     "bytes_per_conn",
     "pings_per_conn",
+    "wire_bytes_per_msg",
 ];
 
 /// The medians of one implementation in one scenario.

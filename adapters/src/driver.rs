@@ -542,6 +542,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             if self.s.transport_done || self.s.conn.state() != tether_core::State::Open {
+                // Write what the core queued (the reply to the peer's
+                // close, say) before saying no: a sender that stops at this
+                // error (`send_all`) may drop the connection next.
+                self.drive(Side::Write);
                 return Poll::Ready(Err(self.closed_error()));
             }
             if self.s.conn.is_writable() {

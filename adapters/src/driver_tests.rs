@@ -143,3 +143,52 @@ fn websocket_is_one_pointer() {
         std::mem::size_of::<usize>()
     );
 }
+
+/// The README's echo stops at the sink's first error and drops the
+/// connection. When the peer's close arrives with messages still queued to
+/// echo, that error comes first: the reply to the close must have been
+/// written by then, so the peer's close handshake ends cleanly.
+#[test]
+fn send_all_stopped_by_a_close_has_answered_it() {
+    smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let ws = crate::smol::accept(stream).await.unwrap();
+            let (mut tx, rx) = ws.split();
+            let mut data = rx.filter(|m| {
+                std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_))))
+            });
+            // Dropped at once, whatever send_all returns.
+            tx.send_all(&mut data).await
+        });
+        let mut client = crate::smol::connect(&url).await.unwrap();
+        // Many messages and the close in one write, so the server reads the
+        // close while it still has messages to echo.
+        for i in 0..200u32 {
+            client
+                .feed(Message::binary(i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
+        }
+        let close = crate::CloseFrame {
+            code: crate::CloseCode::NORMAL,
+            reason: "bye".into(),
+        };
+        client.send(Message::Close(Some(close))).await.unwrap();
+        // Echoes of the messages read before the close, then its reply;
+        // without the reply the stream ends with AbnormalClosure.
+        let mut reply = None;
+        while let Some(item) = client.next().await {
+            match item {
+                Ok(Message::Binary(_)) => {}
+                Ok(Message::Close(frame)) => reply = frame,
+                other => panic!("the server did not answer the close: {other:?}"),
+            }
+        }
+        let reply = reply.expect("a close frame from the server");
+        assert_eq!(reply.code, crate::CloseCode::NORMAL);
+        assert!(server.await.is_err(), "send_all ended by the close");
+    });
+}

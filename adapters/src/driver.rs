@@ -166,10 +166,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         poll_fn(|cx| loop {
             while self.s.conn.poll_event().is_some() {}
             if self.s.transport_done {
-                return Poll::Ready(match self.transport_error() {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                });
+                return Poll::Ready(self.transport_error().map_or(Ok(()), Err));
             }
             if !self.drive(Side::Read) {
                 return self.park(Side::Read, cx);
@@ -576,10 +573,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let _ = self.s.conn.close(CloseCode::NORMAL, "");
         loop {
             if self.s.transport_done {
-                return Poll::Ready(match self.transport_error() {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                });
+                return Poll::Ready(self.transport_error().map_or(Ok(()), Err));
             }
             if !self.drive(Side::Write) {
                 return self.park(Side::Write, cx);

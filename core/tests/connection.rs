@@ -319,6 +319,52 @@ fn reserved_opcodes_fail_with_1002() {
     }
 }
 
+/// Reads of 16 KiB and more are searched past whole frames for a large
+/// one (see `handle_read`); bad frames found that way fail as anywhere:
+/// a reserved opcode whole or cut off, and a bad length after a good frame.
+#[test]
+fn bad_frames_in_large_reads_fail_with_1002() {
+    for role in ROLES {
+        let whole = Raw::to(role, 3, vec![1u8; 20_000]).encode();
+        assert_fails(
+            role,
+            config(),
+            &whole,
+            ProtocolError::ReservedOpcode(3),
+            1002,
+        );
+        let cut = Raw::to(role, 3, vec![1u8; 40_000]).encode();
+        assert_fails(
+            role,
+            config(),
+            &cut[..20_000],
+            ProtocolError::ReservedOpcode(3),
+            1002,
+        );
+
+        let big = vec![2u8; 20_000];
+        let mut bytes = Raw::to(role, BINARY, &big).encode();
+        bytes.extend_from_slice(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        if role == Role::Server {
+            let at = bytes.len() - 9;
+            bytes[at] |= 0x80;
+            bytes.extend_from_slice(&KEY);
+        }
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        c.handle_read(&bytes, now);
+        assert_eq!(
+            events(&mut c),
+            [
+                binary(big.clone()),
+                Event::Error(Error::Protocol(ProtocolError::LengthOverflow))
+            ],
+            "{role:?}"
+        );
+        assert_eq!(sent_close_code(&mut c), Some(1002), "{role:?}");
+    }
+}
+
 /// Control frames carry at most 125 bytes.
 #[test]
 fn long_control_frames_fail_with_1002() {

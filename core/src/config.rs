@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
+/// Shortest keepalive interval: pings at most this often.
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Settings of one WebSocket connection after the handshake.
 ///
 /// Every buffer the connection keeps has a limit here, so a peer cannot
-/// make it grow without bound.
+/// make it grow without bound. Durations too large for the clock (such as
+/// `Duration::MAX`) saturate to a deadline a century away: "never".
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Largest frame payload accepted; larger closes with 1009.
@@ -83,9 +87,11 @@ impl Config {
     }
 
     /// Zero sizes would stall the connection (nothing framed, nothing
-    /// read); they are raised to the smallest working value, and the low
-    /// water mark is kept at or below the high one.
+    /// read) and a zero ping interval would ping on every timer call; they
+    /// are raised to the smallest working value, and the low water mark is
+    /// kept at or below the high one.
     pub(crate) fn sanitized(mut self) -> Self {
+        self.ping_interval = self.ping_interval.map(|i| i.max(MIN_PING_INTERVAL));
         self.fragment_size = self.fragment_size.max(1);
         self.read_chunk_size = self.read_chunk_size.max(1);
         self.max_inbound_bytes = self.max_inbound_bytes.max(1);

@@ -23,6 +23,7 @@ use crate::mask::apply_mask;
 use crate::message::{DataKind, Message, Text};
 use crate::outbox::Outbox;
 use crate::rng::RandomSource;
+use crate::time::deadline_after;
 use crate::utf8::Utf8Validator;
 
 /// Pongs owed but not yet framed. A peer that floods pings while not
@@ -514,7 +515,7 @@ impl Connection {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {
-            if now >= self.last_input + idle {
+            if now >= deadline_after(self.last_input, idle) {
                 // Nothing arrived for too long (pongs count): close politely.
                 let _ = self.close(CloseCode::GOING_AWAY, "idle timeout");
                 return;
@@ -686,7 +687,7 @@ impl Connection {
             return;
         }
         self.sent_close = true;
-        self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
         self.frame_owed_pongs(true);
         self.out.push_close_after_data(payload, &mut *self.rng);
     }
@@ -718,7 +719,7 @@ impl Connection {
             self.out
                 .push_close_after_data(Bytes::from(payload), &mut *self.rng);
         }
-        self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
     }
 
     // ---- what the caller must do next ----
@@ -796,7 +797,10 @@ impl Connection {
         if self.sent_close || self.received_close || self.failed {
             return self.close_deadline;
         }
-        let idle = self.config.idle_timeout.map(|t| self.last_input + t);
+        let idle = self
+            .config
+            .idle_timeout
+            .map(|t| deadline_after(self.last_input, t));
         match (self.keepalive.deadline(&self.config), idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1242,7 +1246,7 @@ impl Connection {
                         .push_close_after_data(Bytes::from(echo), &mut *self.rng);
                 }
                 if self.close_deadline.is_none() {
-                    self.close_deadline = Some(self.now + self.config.close_timeout);
+                    self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
                 }
                 self.push_event(Event::Close(frame));
             }

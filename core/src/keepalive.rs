@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::time::deadline_after;
 
 /// Ping payload length: enough randomness that a stale pong never matches.
 const PAYLOAD_LEN: usize = 8;
@@ -31,7 +32,7 @@ pub(crate) enum Due {
 impl Keepalive {
     pub(crate) fn new(config: &Config, now: Instant) -> Self {
         Self {
-            next_ping: config.ping_interval.map(|i| now + i),
+            next_ping: config.ping_interval.map(|i| deadline_after(now, i)),
             outstanding: None,
             latency: None,
         }
@@ -40,7 +41,7 @@ impl Keepalive {
     /// The next instant something is due.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         match (self.outstanding, config.ping_timeout) {
-            (Some((_, sent)), Some(t)) => Some(sent + t),
+            (Some((_, sent)), Some(t)) => Some(deadline_after(sent, t)),
             // Without a timeout an unanswered ping does not stop the next.
             _ => self.next_ping,
         }
@@ -51,7 +52,7 @@ impl Keepalive {
     /// a missing pong is not held against the peer.
     pub(crate) fn poll(&mut self, config: &Config, now: Instant, paused: bool) -> Due {
         match (self.outstanding, config.ping_timeout) {
-            (Some((payload, sent)), Some(t)) if now >= sent + t => {
+            (Some((payload, sent)), Some(t)) if now >= deadline_after(sent, t) => {
                 if paused {
                     self.outstanding = Some((payload, now));
                     Due::Nothing
@@ -70,7 +71,7 @@ impl Keepalive {
     /// Records a ping just sent with `payload`.
     pub(crate) fn ping_sent(&mut self, config: &Config, payload: [u8; PAYLOAD_LEN], now: Instant) {
         self.outstanding = Some((payload, now));
-        self.next_ping = config.ping_interval.map(|i| now + i);
+        self.next_ping = config.ping_interval.map(|i| deadline_after(now, i));
     }
 
     /// A new random payload for the next ping.

@@ -45,6 +45,7 @@ mod message;
 mod outbox;
 pub mod resume;
 mod rng;
+pub mod time;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame, ClosePayloadError, MAX_REASON_LEN};

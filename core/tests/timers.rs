@@ -290,3 +290,49 @@ fn trickled_handshake_times_out_at_the_first_deadline() {
         Err(HandshakeError::TimedOut)
     );
 }
+
+/// Durations too large for the clock (`Duration::MAX` as "never") saturate
+/// instead of panicking on `Instant + Duration`: the connection opens,
+/// runs its timers, closes, and the handshake starts, with every timer at
+/// its largest.
+#[test]
+fn durations_too_large_for_the_clock_saturate() {
+    let now = Instant::now();
+    let config = Config {
+        ping_interval: Some(Duration::MAX),
+        ping_timeout: Some(Duration::MAX),
+        close_timeout: Duration::MAX,
+        idle_timeout: Some(Duration::MAX),
+        ..Config::default()
+    };
+    let mut server = conn_at(Role::Server, config, now);
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(server.poll_timeout().is_some_and(|t| t >= now + year));
+    server.handle_timeout(now + year);
+    server.handle_read(&Raw::to(Role::Server, 0x1, "hi").encode(), now);
+    assert_eq!(events(&mut server), [Event::Message(Message::text("hi"))]);
+    server.close(tether_core::CloseCode::NORMAL, "bye").unwrap();
+    assert!(server.poll_timeout().is_some_and(|t| t >= now + year));
+    assert_eq!(sent_close_code(&mut server), Some(1000));
+    server.handle_read(
+        &Raw::to(Role::Server, 0x8, close_payload(1000, b"")).encode(),
+        now,
+    );
+    assert_eq!(server.state(), State::Closed);
+
+    // A peer's close starts the close timer too.
+    let mut client = conn_at(Role::Client, server.config().clone(), now);
+    client.handle_read(
+        &Raw::to(Role::Client, 0x8, close_payload(1001, b"")).encode(),
+        now,
+    );
+    assert!(client.poll_timeout().is_some_and(|t| t >= now + year));
+
+    let limits = HandshakeLimits {
+        timeout: Duration::MAX,
+        ..HandshakeLimits::default()
+    };
+    let hs = ServerHandshake::new(limits, now);
+    assert!(hs.poll_timeout() >= now + year);
+    assert_eq!(hs.handle_timeout(now + year), Ok(()));
+}

@@ -148,7 +148,7 @@ impl ClientHandshake {
         }
         write_headers(&mut out, &request.headers);
         out.extend_from_slice(b"\r\n");
-        let deadline = now + limits.timeout;
+        let deadline = crate::time::deadline_after(now, limits.timeout);
         let state = Self {
             key,
             protocols: request.protocols.clone(),

@@ -45,7 +45,7 @@ pub struct ServerHandshake {
 impl ServerHandshake {
     /// Starts waiting for a request at `now`.
     pub fn new(limits: HandshakeLimits, now: Instant) -> Self {
-        let deadline = now + limits.timeout;
+        let deadline = crate::time::deadline_after(now, limits.timeout);
         Self {
             limits,
             deadline,

@@ -112,7 +112,10 @@ where
             match Pin::new(&mut *ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => match source.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok((writer, cursor)))) => {
-                        let msg = sender.batch(writer, &cursor);
+                        let msg = match sender.batch(writer, &cursor) {
+                            Ok(msg) => msg,
+                            Err(e) => return Poll::Ready(Exit::Violation(e)),
+                        };
                         sending = Pin::new(&mut *ws).start_send(Message::Binary(msg)).is_ok();
                         unflushed = sending;
                         progress = true;

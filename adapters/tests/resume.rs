@@ -308,3 +308,67 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
         );
     });
 }
+
+/// A receiver that resumes at a sequence number the sender cannot count
+/// past (`u64::MAX` made the sender overflow before) is closed with 1008
+/// and reported as `Error::Resume`, like any other bad number; one that
+/// resumes at the very last number gets the one batch left, then 1008.
+#[test]
+fn a_resume_past_the_sequence_space_gets_1008() {
+    use tether::core::resume::MAX_SEQ;
+    let (tx, rx) = smol::channel::unbounded();
+    let addr = server(move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            let result = tether::resume::serve(&mut ws, 4, |from| source(from, 20)).await;
+            let out_of_range = match result {
+                Err(Error::Resume(ResumeError::SequenceOutOfRange(n))) => Some(n),
+                _ => None,
+            };
+            tx.send(out_of_range).await.unwrap();
+        }
+    });
+    smol::block_on(async {
+        for (next_seq, batches) in [
+            (u64::MAX, 0),
+            (MAX_SEQ + 1, 0),
+            (MAX_SEQ, 0),
+            (MAX_SEQ - 1, 1),
+        ] {
+            let mut ws = tether::smol::connect(&format!("ws://{addr}/"))
+                .await
+                .unwrap();
+            let hello = Frame::Resume {
+                position: Position {
+                    next_seq,
+                    cursor: Bytes::new(),
+                },
+                window: 4,
+            };
+            ws.send(Message::Binary(hello.encode())).await.unwrap();
+            let mut got = 0;
+            let mut code = None;
+            while let Some(msg) = ws.next().await {
+                match msg {
+                    Ok(Message::Binary(b)) => {
+                        assert!(matches!(Frame::decode(&b), Ok(Frame::Batch(_))));
+                        got += 1;
+                    }
+                    Ok(Message::Close(frame)) => code = frame.map(|f| f.code.0),
+                    _ => {}
+                }
+            }
+            assert_eq!((got, code), (batches, Some(1008)), "RESUME at {next_seq}");
+            let expected = if next_seq > MAX_SEQ {
+                next_seq
+            } else {
+                MAX_SEQ
+            };
+            assert_eq!(
+                rx.recv().await.unwrap(),
+                Some(expected),
+                "RESUME at {next_seq}"
+            );
+        }
+    });
+}

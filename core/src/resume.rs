@@ -68,6 +68,12 @@ pub const SUBPROTOCOL: &str = "tether.resume.v1";
 /// Longest cursor a batch can carry (its length is a `u16`).
 pub const MAX_CURSOR_LEN: usize = u16::MAX as usize;
 
+/// Largest "next sequence number" a position can hold, so the last batch
+/// is `MAX_SEQ - 1`. It is `i64::MAX`, so a position fits the signed 64-bit
+/// integers SQL databases store; a larger number on the wire is malformed,
+/// and `seq + 1` can never overflow.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 const RESUME: u8 = 0x01;
 const BATCH: u8 = 0x02;
 const ACK: u8 = 0x03;
@@ -98,7 +104,9 @@ impl Batch {
     /// The position to store when this batch commits.
     pub fn position_after(&self) -> Position {
         Position {
-            next_seq: self.seq + 1,
+            // A decoded batch's number is below MAX_SEQ; one built by hand
+            // may not be.
+            next_seq: self.seq.saturating_add(1),
             cursor: self.cursor.clone(),
         }
     }
@@ -138,6 +146,9 @@ pub enum ResumeError {
     Version(u8),
     /// A message this side does not expect in its role or state.
     Unexpected(&'static str),
+    /// A sequence number past [`MAX_SEQ`] (a batch's, past `MAX_SEQ - 1`),
+    /// or a sender asked to number a batch past it.
+    SequenceOutOfRange(u64),
     /// A batch out of order: a gap, a repeat, or data after END.
     Sequence {
         /// The sequence number expected.
@@ -177,6 +188,9 @@ impl fmt::Display for ResumeError {
         match self {
             Self::Malformed(what) => write!(f, "malformed resume message: {what}"),
             Self::Version(v) => write!(f, "resume protocol version {v} not supported"),
+            Self::SequenceOutOfRange(n) => {
+                write!(f, "sequence number {n} out of range (limit {MAX_SEQ})")
+            }
             Self::Unexpected(what) => write!(f, "unexpected resume message: {what}"),
             Self::Sequence { expected, got } => {
                 write!(f, "batch {got} out of order (expected {expected})")
@@ -202,6 +216,25 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, ResumeError> {
         .ok_or(ResumeError::Malformed("truncated integer"))
 }
 
+/// A "next sequence number" from the wire: at most [`MAX_SEQ`].
+fn next_seq_at(b: &[u8], at: usize) -> Result<u64, ResumeError> {
+    let n = u64_at(b, at)?;
+    if n > MAX_SEQ {
+        return Err(ResumeError::SequenceOutOfRange(n));
+    }
+    Ok(n)
+}
+
+/// A batch's sequence number from the wire: below [`MAX_SEQ`], so the
+/// position after it is valid.
+fn seq_at(b: &[u8], at: usize) -> Result<u64, ResumeError> {
+    let n = u64_at(b, at)?;
+    if n >= MAX_SEQ {
+        return Err(ResumeError::SequenceOutOfRange(n));
+    }
+    Ok(n)
+}
+
 impl Frame {
     /// Decodes one message; `msg` is shared, not copied, into the batch's
     /// payload and cursor.
@@ -216,7 +249,7 @@ impl Frame {
                 if version != VERSION {
                     return Err(ResumeError::Version(version));
                 }
-                let next_seq = u64_at(b, 2)?;
+                let next_seq = next_seq_at(b, 2)?;
                 let window = b
                     .get(10..14)
                     .map(|s| u32::from_be_bytes(s.try_into().expect("4 bytes")))
@@ -230,7 +263,7 @@ impl Frame {
                 })
             }
             BATCH => {
-                let seq = u64_at(b, 1)?;
+                let seq = seq_at(b, 1)?;
                 if b.len() < 11 {
                     return Err(ResumeError::Malformed("truncated batch"));
                 }
@@ -246,9 +279,9 @@ impl Frame {
                     cursor: msg.slice(cursor_at..len_at),
                 }))
             }
-            ACK if b.len() == 9 => Ok(Frame::Ack { seq: u64_at(b, 1)? }),
+            ACK if b.len() == 9 => Ok(Frame::Ack { seq: seq_at(b, 1)? }),
             END if b.len() == 9 => Ok(Frame::End {
-                next_seq: u64_at(b, 1)?,
+                next_seq: next_seq_at(b, 1)?,
             }),
             ACK | END => Err(ResumeError::Malformed("wrong length")),
             _ => Err(ResumeError::Malformed("unknown message type")),
@@ -377,7 +410,8 @@ impl Sender {
         self.next_seq - self.unacked
     }
 
-    /// True while another batch may be sent now.
+    /// True while another batch may be sent now (a sender at [`MAX_SEQ`]
+    /// may still call [`batch`](Self::batch), which then fails).
     pub fn can_send(&self) -> bool {
         !self.ended && self.in_flight() < u64::from(self.window)
     }
@@ -387,15 +421,19 @@ impl Sender {
         self.next_seq
     }
 
-    /// Numbers and finishes a batch.
+    /// Numbers and finishes a batch. Fails when its number would pass
+    /// [`MAX_SEQ`] (a receiver resumed too close to it): close with 1008.
     ///
     /// # Panics
     /// When called after [`end`](Self::end): a bug in the caller.
-    pub fn batch(&mut self, writer: BatchWriter, cursor: &[u8]) -> Bytes {
+    pub fn batch(&mut self, writer: BatchWriter, cursor: &[u8]) -> Result<Bytes, ResumeError> {
         assert!(!self.ended, "batch after END");
+        if self.next_seq >= MAX_SEQ {
+            return Err(ResumeError::SequenceOutOfRange(self.next_seq));
+        }
         let msg = writer.finish(self.next_seq, cursor);
         self.next_seq += 1;
-        msg
+        Ok(msg)
     }
 
     /// The END message, once the source is exhausted.

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 use tether_core::resume::{
-    Batch, BatchWriter, Frame, Incoming, Position, Receiver, ResumeError, Sender,
+    Batch, BatchWriter, Frame, Incoming, Position, Receiver, ResumeError, Sender, MAX_SEQ,
 };
 use tether_core::CloseCode;
 
@@ -30,7 +30,7 @@ fn every_message_round_trips() {
             window: 1,
         },
         Frame::Batch(Batch {
-            seq: u64::MAX - 1,
+            seq: MAX_SEQ - 1,
             cursor: Bytes::from_static(b"c"),
             payload: Bytes::from_static(b"rows"),
         }),
@@ -110,6 +110,7 @@ quickcheck! {
     }
 
     fn batches_round_trip(seq: u64, payload: Vec<u8>, cursor: Vec<u8>) -> bool {
+        let seq = seq % MAX_SEQ;
         let msg = batch(seq, &payload, &cursor);
         Frame::decode(&msg) == Ok(Frame::Batch(Batch {
             seq,
@@ -129,7 +130,7 @@ fn the_sender_keeps_to_the_window_and_checks_acks() {
     assert_eq!(s.window(), 3);
     for seq in 10..13 {
         assert!(s.can_send());
-        let msg = s.batch(BatchWriter::default(), b"");
+        let msg = s.batch(BatchWriter::default(), b"").unwrap();
         assert!(matches!(Frame::decode(&msg), Ok(Frame::Batch(b)) if b.seq == seq));
     }
     assert!(
@@ -374,7 +375,8 @@ fn transfer(total: usize, batch_size: usize, window: u32, schedule: &[Step]) -> 
                 for item in &source[link.read_at..end] {
                     w.payload_mut().extend_from_slice(&item.to_le_bytes());
                 }
-                link.to_receiver.push(sender.batch(w, &cursor_of(end)));
+                link.to_receiver
+                    .push(sender.batch(w, &cursor_of(end)).unwrap());
                 link.read_at = end;
             }
             Step::DeliverToReceiver => {
@@ -473,4 +475,65 @@ fn cuts_between_commit_and_ack_resend_nothing_committed() {
     // And a cut before RESUME is even delivered.
     let (_, connections) = transfer(10, 5, 2, &[Cut, Cut, Cut]);
     assert_eq!(connections, 4);
+}
+
+/// Sequence numbers come from the peer: one past [`MAX_SEQ`] is malformed
+/// (before, a RESUME at `u64::MAX` made the sender overflow `next_seq`),
+/// and a sender resumed at the limit refuses to number another batch
+/// instead of wrapping.
+#[test]
+fn sequence_numbers_past_the_limit_are_errors_not_overflows() {
+    let resume = |next_seq| {
+        Frame::Resume {
+            position: Position {
+                next_seq,
+                cursor: Bytes::new(),
+            },
+            window: 4,
+        }
+        .encode()
+    };
+    for n in [MAX_SEQ + 1, u64::MAX] {
+        assert_eq!(
+            Sender::accept(&resume(n), 8).map(|_| ()),
+            Err(ResumeError::SequenceOutOfRange(n))
+        );
+        assert_eq!(
+            Frame::decode(&Frame::End { next_seq: n }.encode()),
+            Err(ResumeError::SequenceOutOfRange(n))
+        );
+    }
+    for n in [MAX_SEQ, u64::MAX] {
+        assert_eq!(
+            Frame::decode(&batch(n, b"x", b"c")),
+            Err(ResumeError::SequenceOutOfRange(n))
+        );
+        assert_eq!(
+            Frame::decode(&Frame::Ack { seq: n }.encode()),
+            Err(ResumeError::SequenceOutOfRange(n))
+        );
+    }
+    assert_eq!(
+        ResumeError::SequenceOutOfRange(0).close_code(),
+        CloseCode::POLICY_VIOLATION
+    );
+
+    // The last batch the space allows, then no more.
+    let (mut sender, _) = Sender::accept(&resume(MAX_SEQ - 1), 8).unwrap();
+    let last = sender.batch(BatchWriter::default(), b"c").unwrap();
+    let Ok(Frame::Batch(b)) = Frame::decode(&last) else {
+        panic!("the last batch decodes")
+    };
+    assert_eq!(b.position_after().next_seq, MAX_SEQ);
+    assert_eq!(
+        sender.batch(BatchWriter::default(), b"d"),
+        Err(ResumeError::SequenceOutOfRange(MAX_SEQ))
+    );
+    // A batch built by hand at the top of u64 saturates its position.
+    let by_hand = Batch {
+        seq: u64::MAX,
+        cursor: Bytes::new(),
+        payload: Bytes::new(),
+    };
+    assert_eq!(by_hand.position_after().next_seq, u64::MAX);
 }

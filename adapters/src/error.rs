@@ -18,6 +18,10 @@ pub enum Error {
     /// A reconnecting client stopped: its policy does not retry this
     /// failure, or its attempts ran out.
     NotRetried(tether_core::backoff::Failure),
+    /// A `wss://` URL, and this build of tether cannot open TLS: connect a
+    /// TLS stream yourself and run the handshake over it with the
+    /// runtime's `client` function. Never sent in plain text instead.
+    TlsUnavailable,
 }
 
 impl fmt::Display for Error {
@@ -28,6 +32,9 @@ impl fmt::Display for Error {
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
             Self::Resume(e) => e.fmt(f),
             Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
+            Self::TlsUnavailable => f.write_str(
+                "wss:// needs TLS, which this build of tether cannot open: connect a TLS stream and run the handshake over it with `client`",
+            ),
         }
     }
 }
@@ -38,7 +45,7 @@ impl std::error::Error for Error {
             Self::Ws(e) => Some(e),
             Self::Io(e) => Some(e),
             Self::Resume(e) => Some(e),
-            Self::Chunked | Self::NotRetried(_) => None,
+            Self::Chunked | Self::NotRetried(_) | Self::TlsUnavailable => None,
         }
     }
 }

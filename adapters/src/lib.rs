@@ -74,9 +74,14 @@ fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, E
     Ok(request)
 }
 
-/// `host:port` to connect to for a request (port 80 when the URL has none).
+/// `host:port` to open a plain TCP connection to for a request (port 80
+/// when the URL has none). A `wss://` request is refused: sending it in
+/// plain text would be worse than failing.
 #[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
 fn host_port(request: &ClientRequest) -> Result<String, Error> {
+    if request.secure {
+        return Err(Error::TlsUnavailable);
+    }
     let authority: http::uri::Authority = request.host.parse().map_err(|_| {
         tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host))
     })?;

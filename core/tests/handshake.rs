@@ -673,3 +673,15 @@ fn client_request_fields_cannot_inject_headers() {
         );
     }
 }
+
+#[test]
+fn a_wss_url_marks_the_request_secure() {
+    let plain = ClientRequest::from_url("ws://example.com/a?b").unwrap();
+    assert!(!plain.secure);
+    for url in ["wss://example.com/a?b", "WSS://example.com/a?b"] {
+        let r = ClientRequest::from_url(url).unwrap();
+        assert!(r.secure, "{url}");
+        assert_eq!((r.host.as_str(), r.path.as_str()), ("example.com", "/a?b"));
+    }
+    assert!(ClientRequest::from_url("https://example.com/").is_err());
+}

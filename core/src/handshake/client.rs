@@ -22,6 +22,9 @@ pub struct ClientRequest {
     pub host: String,
     /// Request target: path and query, starting with `/`.
     pub path: String,
+    /// The URL was `wss://`: the request must go over TLS (port 443 by
+    /// default). The handshake itself is the same; the transport is not.
+    pub secure: bool,
     /// Origin header, for servers that check it.
     pub origin: Option<String>,
     /// Subprotocols offered, in order of preference.
@@ -34,20 +37,21 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
-    /// A request for `ws://host[:port]/path`; `wss` is accepted for the
-    /// Host header but TLS is the caller's business.
+    /// A request for `ws://host[:port]/path` or `wss://…` (which sets
+    /// [`secure`](Self::secure): TLS is the transport's business).
     pub fn from_url(url: &str) -> Result<Self, HandshakeError> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| HandshakeError::Malformed(format!("URL {url:?}: {e}")))?;
-        match uri.scheme_str() {
-            Some("ws") | Some("wss") => {}
+        let secure = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("ws") => false,
+            Some(s) if s.eq_ignore_ascii_case("wss") => true,
             _ => {
                 return Err(HandshakeError::Malformed(format!(
                     "URL {url:?}: scheme must be ws or wss"
                 )))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| HandshakeError::Malformed(format!("URL {url:?}: no host")))?;
@@ -59,6 +63,7 @@ impl ClientRequest {
         Ok(Self {
             host: authority.as_str().to_owned(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            secure,
             ..Self::default()
         })
     }

@@ -12,10 +12,11 @@ use tether_core::handshake::{
     server::error_response, Accept, ClientHandshake, ClientRequest, HandshakeError,
     HandshakeLimits, ServerHandshake,
 };
-use tether_core::{Config, Connection, RandomSource, Role, Xoshiro256};
+use tether_core::{Config, Connection, Role};
 
 use crate::driver::WebSocket;
 use crate::error::Error;
+use crate::random::os_rng;
 use crate::transport::{Runtime, Transport};
 
 /// Settings for a client connection.
@@ -82,18 +83,6 @@ impl Default for ServerOptions {
 /// extra headers) or reject with any response (boxed: a response is large
 /// next to an `Accept`).
 pub type Decision = Result<Accept, Box<http::Response<Bytes>>>;
-
-/// A random source seeded by the operating system.
-pub fn os_rng() -> Box<dyn RandomSource> {
-    let mut seed = [0u8; 8];
-    if getrandom::fill(&mut seed).is_err() {
-        // No OS entropy: fall back to the address-space and clock noise
-        // std's hasher seeds itself with.
-        use std::hash::{BuildHasher, RandomState};
-        seed = RandomState::new().hash_one(Instant::now()).to_ne_bytes();
-    }
-    Box::new(Xoshiro256::from_seed(u64::from_ne_bytes(seed)))
-}
 
 /// Runs `fut` until the core's handshake deadline.
 async fn before<R: Runtime, T>(

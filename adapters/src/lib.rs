@@ -35,6 +35,7 @@ mod connector;
 mod driver;
 mod error;
 mod handshake;
+mod random;
 pub mod resume;
 mod socket;
 mod transport;
@@ -51,7 +52,8 @@ pub mod tokio;
 pub use connector::Connector;
 pub use driver::{Chunk, WebSocket, WsSink, WsStream};
 pub use error::Error;
-pub use handshake::{os_rng, ClientOptions, Decision, ServerOptions};
+pub use handshake::{ClientOptions, Decision, ServerOptions};
+pub use random::{os_rng, ThreadCsprng};
 pub use socket::{SocketOptions, TcpKeepaliveOptions};
 pub use transport::{Runtime, Transport};
 

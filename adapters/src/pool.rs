@@ -61,7 +61,8 @@ use tether_core::handshake::HandshakeError;
 use tether_core::{Bytes, CloseCode, Message, State};
 
 use crate::connector::{self, Connector};
-use crate::handshake::{os_rng, ClientOptions};
+use crate::handshake::ClientOptions;
+use crate::random::os_rng;
 use crate::{Error, WebSocket};
 
 /// Limits and timers of a [`Pool`].

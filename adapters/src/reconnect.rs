@@ -43,7 +43,8 @@ use tether_core::handshake::HandshakeError;
 use tether_core::RandomSource;
 
 use crate::connector::{self, Connector};
-use crate::handshake::{os_rng, ClientOptions};
+use crate::handshake::ClientOptions;
+use crate::random::os_rng;
 use crate::{Error, WebSocket};
 
 /// How a [`Reconnector`] retries.

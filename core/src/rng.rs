@@ -5,6 +5,12 @@
 //! reproducible output; adapters seed from the operating system.
 
 /// A source of random bytes the caller may replace.
+///
+/// Mask keys come from it, and RFC 6455 section 10.3 requires that an
+/// intermediary cannot predict them: a source used on a real network must
+/// be a cryptographically secure generator (tether's adapters use
+/// `tether::os_rng()`, a thread-local ChaCha12 seeded by the operating
+/// system). A fixed-seed source such as [`Xoshiro256`] is for tests.
 pub trait RandomSource: Send {
     /// Fills `buf` with random bytes.
     fn fill(&mut self, buf: &mut [u8]);
@@ -17,10 +23,13 @@ pub trait RandomSource: Send {
     }
 }
 
-/// xoshiro256++ seeded through SplitMix64: fast, small, statistically good,
-/// and unpredictable to a peer as long as the seed is. It is not a CSPRNG;
-/// masking only needs keys the application cannot predict (RFC 6455
-/// section 10.3), and adapters seed it from the operating system.
+/// xoshiro256++ seeded through SplitMix64: fast, small, statistically
+/// good, and reproducible from its seed, for tests and simulations.
+///
+/// Not for mask keys on a network: it is not a CSPRNG, and its state can
+/// be recovered from outputs an intermediary sees on the wire (RFC 6455
+/// section 10.3 asks for keys it cannot predict). Use a cryptographically
+/// secure source there, such as `tether::os_rng()`.
 #[derive(Debug, Clone)]
 pub struct Xoshiro256 {
     s: [u64; 4],

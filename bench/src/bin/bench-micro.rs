@@ -59,6 +59,21 @@ fn measure(size: usize, budget: Duration) -> Record {
     let std_utf8 = ns_per_iter(budget, || {
         black_box(std::str::from_utf8(black_box(&text)).is_ok());
     });
+    // One mask key per client frame: the adapters' CSPRNG next to the
+    // linear generator it replaced, and a whole masked frame (key, then
+    // apply_mask over the payload) with the CSPRNG.
+    let mut csprng = tether::os_rng();
+    let mut xoshiro = tether::core::Xoshiro256::from_seed(1);
+    let key_csprng = ns_per_iter(budget, || {
+        black_box(csprng.next_u32());
+    });
+    let key_xoshiro = ns_per_iter(budget, || {
+        black_box(tether::core::RandomSource::next_u32(&mut xoshiro));
+    });
+    let masked_frame = ns_per_iter(budget, || {
+        let key = csprng.next_u32().to_ne_bytes();
+        black_box(apply_mask(black_box(&mut buf), key, 0));
+    });
     let decode = ns_per_iter(budget, || {
         black_box(FrameHeader::decode(black_box(&header)).ok());
     });
@@ -71,6 +86,9 @@ fn measure(size: usize, budget: Duration) -> Record {
         .num("simdutf8_gbps", gbps(simd))
         .num("std_utf8_gbps", gbps(std_utf8))
         .num("header_decode_ns", decode)
+        .num("mask_key_csprng_ns", key_csprng)
+        .num("mask_key_xoshiro_ns", key_xoshiro)
+        .num("masked_frame_ns", masked_frame)
 }
 
 /// The header of a masked client frame carrying `size` bytes.

@@ -210,8 +210,8 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
 /// The microbenchmark table (also what `bench-micro` prints).
 pub fn micro_table(rows: &[Record]) -> String {
     let mut md = String::from(
-        "| size | memcpy | apply_mask | Utf8Validator::feed | simdutf8 | std::str::from_utf8 | FrameHeader::decode |\n\
-         |--:|--:|--:|--:|--:|--:|--:|\n",
+        "| size | memcpy | apply_mask | Utf8Validator::feed | simdutf8 | std::str::from_utf8 | FrameHeader::decode | mask key: CSPRNG (xoshiro) | masked frame: key + apply_mask |\n\
+         |--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for r in rows {
         let get = |k: &str| r.get(k).unwrap_or(f64::NAN);
@@ -219,13 +219,16 @@ pub fn micro_table(rows: &[Record]) -> String {
         let vs = |k: &str| format!("{:.1} GB/s ({:.2}×)", get(k), get(k) / memcpy);
         let _ = writeln!(
             md,
-            "| {} | {memcpy:.1} GB/s | {} | {} | {} | {} | {:.1} ns |",
+            "| {} | {memcpy:.1} GB/s | {} | {} | {} | {} | {:.1} ns | {:.1} ns ({:.1} ns) | {:.1} ns |",
             human_size(get("size") as usize),
             vs("apply_mask_gbps"),
             vs("utf8_validator_gbps"),
             vs("simdutf8_gbps"),
             vs("std_utf8_gbps"),
             get("header_decode_ns"),
+            get("mask_key_csprng_ns"),
+            get("mask_key_xoshiro_ns"),
+            get("masked_frame_ns"),
         );
     }
     md

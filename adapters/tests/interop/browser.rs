@@ -163,6 +163,7 @@ fn answer(mut stream: TcpStream, page: &str) -> Option<String> {
 }
 
 #[test]
+#[ignore = "needs chromium (apt-get install chromium, or set TETHER_CHROMIUM); run with --include-ignored"]
 fn chromium_against_smol_and_tokio_servers() {
     let options = ServerOptions {
         config: Config {

@@ -2,12 +2,14 @@
 //! a client of tether servers and as a server for tether clients, and
 //! headless Chromium talking to tether servers from a page.
 //!
-//! These tests never skip: when a peer cannot be started (no Python, no
-//! network for pip, no Chromium) they fail and say why. The Python peer
-//! runs in a venv this suite makes at `target/interop-venv` with a pinned
-//! `websockets` (see `support::python` for the environment variables that
-//! point elsewhere); Chromium is found on PATH or through
-//! `TETHER_CHROMIUM`.
+//! The Python tests run by default (a machine with Python and PyPI has
+//! all they need) and fail, never skip, when their peer cannot start. The
+//! Python peer runs in a venv this suite makes at `target/interop-venv`
+//! with a pinned `websockets` (see `support::python` for the environment
+//! variables that point elsewhere). The Chromium test needs a system
+//! package, so it is `#[ignore]`d and runs with `--include-ignored`
+//! (`.ci/run` does); then it fails, never skips, without Chromium, found
+//! on PATH or through `TETHER_CHROMIUM`.
 
 #![cfg(all(feature = "smol", feature = "deflate"))]
 

@@ -11,7 +11,7 @@ use http::header::{
 
 use super::{
     accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
-    HandshakeLimits,
+    HandshakeLimits, HeadBuffer,
 };
 use crate::rng::RandomSource;
 
@@ -91,7 +91,7 @@ pub struct ClientHandshake {
     deflate: Vec<crate::deflate::DeflateConfig>,
     limits: HandshakeLimits,
     deadline: Instant,
-    buf: Vec<u8>,
+    head: HeadBuffer,
 }
 
 impl ClientHandshake {
@@ -161,7 +161,7 @@ impl ClientHandshake {
             deflate: request.deflate.clone(),
             limits,
             deadline,
-            buf: Vec::new(),
+            head: HeadBuffer::default(),
         };
         Ok((state, out))
     }
@@ -187,13 +187,18 @@ impl ClientHandshake {
         &mut self,
         data: &[u8],
     ) -> Result<Option<(ClientResponse, Bytes)>, HandshakeError> {
-        self.buf.extend_from_slice(data);
+        if !self.head.push(data) {
+            if self.head.buf.len() > self.limits.max_head_size {
+                return Err(HandshakeError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut resp = httparse::Response::new(&mut headers);
-        let head_len = match resp.parse(&self.buf) {
+        let head_len = match resp.parse(&self.head.buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
-                if self.buf.len() > self.limits.max_head_size {
+                if self.head.buf.len() > self.limits.max_head_size {
                     return Err(HandshakeError::HeadTooLarge);
                 }
                 return Ok(None);
@@ -246,8 +251,8 @@ impl ClientHandshake {
         let mut response = http::Response::new(());
         *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
         *response.headers_mut() = map;
-        let rest = Bytes::copy_from_slice(&self.buf[head_len..]);
-        self.buf = Vec::new();
+        let rest = Bytes::copy_from_slice(&self.head.buf[head_len..]);
+        self.head = HeadBuffer::default();
         Ok(Some((
             ClientResponse {
                 response,

@@ -38,12 +38,52 @@ pub struct HandshakeLimits {
 }
 
 impl Default for HandshakeLimits {
+    /// A 16 KiB head with at most 100 fields, within 10 s.
+    ///
+    /// Why: 16 KiB is Node.js's default and holds a browser's full cookie
+    /// jar for a site (cookies of 4 KiB each are legitimate) with the
+    /// usual headers to spare; 100 fields is Apache's default. A slow
+    /// client can hold at most that much of a server's memory, for at
+    /// most the timeout, and the head is searched once per byte however
+    /// it is cut (parsing it again on every read would make a head sent
+    /// byte by byte cost quadratic time).
     fn default() -> Self {
         Self {
             max_head_size: 16 << 10,
-            max_headers: 64,
+            max_headers: 100,
             timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// The bytes of an HTTP head as they arrive. Parsing is attempted only
+/// once the head can be complete (its blank line arrived) or on the first
+/// read (so garbage fails at once), and the search for the blank line
+/// never looks at a byte twice: a head trickled in byte by byte costs
+/// linear time, not a full parse per byte.
+#[derive(Debug, Default)]
+struct HeadBuffer {
+    pub(crate) buf: Vec<u8>,
+    /// Bytes already searched for the blank line.
+    searched: usize,
+    /// Times the head was handed to the parser (tests check it stays small).
+    parses: usize,
+}
+
+impl HeadBuffer {
+    /// Appends `data`; returns whether the head should be parsed now.
+    fn push(&mut self, data: &[u8]) -> bool {
+        let first = self.buf.is_empty();
+        self.buf.extend_from_slice(data);
+        // The blank line is LF, optional CR, LF; it may straddle reads.
+        let from = self.searched.saturating_sub(2);
+        let end = self.buf[from..].windows(2).enumerate().any(|(i, w)| {
+            w == b"\n\n" || (w == b"\n\r" && self.buf.get(from + i + 2) == Some(&b'\n'))
+        });
+        self.searched = self.buf.len();
+        let parse = end || first;
+        self.parses += usize::from(parse);
+        parse
     }
 }
 
@@ -158,6 +198,76 @@ fn write_headers(out: &mut Vec<u8>, headers: &http::HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A request with a 12 KiB cookie and 90 more fields: big, and legal
+    /// under the default limits.
+    fn big_request() -> Vec<u8> {
+        let mut r = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\nCookie: "
+            .to_vec();
+        r.extend(std::iter::repeat_n(b'c', 12 << 10));
+        r.extend_from_slice(b"\r\n");
+        for i in 0..90 {
+            r.extend_from_slice(format!("X-Field-{i}: {i}\r\n").as_bytes());
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    }
+
+    /// RUSTSEC-2023-0065 (tungstenite) was a head parsed again on every
+    /// read: sent byte by byte, a long head cost quadratic CPU. Here it is
+    /// parsed twice (the first byte, to fail garbage early, and once
+    /// complete) however it is cut.
+    #[test]
+    fn a_head_sent_byte_by_byte_is_parsed_twice_not_once_per_byte() {
+        let request = big_request();
+        assert!(request.len() > 13 << 10 && request.len() < 16 << 10);
+        let mut hs = ServerHandshake::new(HandshakeLimits::default(), Instant::now());
+        let mut accepted = None;
+        for b in &request {
+            if let Some(req) = hs.handle_read(std::slice::from_ref(b)).unwrap() {
+                accepted = Some(req);
+            }
+        }
+        let req = accepted.expect("the request is accepted");
+        assert_eq!(req.headers().get("cookie").unwrap().len(), 12 << 10);
+        assert_eq!(hs.head.parses, 2);
+    }
+
+    /// The blank line is found wherever a read cuts it (LF LF, or CR LF CR
+    /// LF cut at each byte), and bytes that merely look like a line end
+    /// inside a header do not end the head.
+    #[test]
+    fn the_end_of_the_head_is_found_across_reads() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        for cut in 1..head.len() {
+            let mut h = HeadBuffer::default();
+            h.push(&head[..cut]);
+            assert!(h.push(&head[cut..]), "cut at {cut}");
+        }
+        let mut h = HeadBuffer::default();
+        h.push(b"GET / HTTP/1.1\r\n");
+        assert!(!h.push(b"Host: a\r\n"));
+        assert!(!h.push(b"X: \r"));
+        assert!(h.push(b"\n\n"));
+        let mut h = HeadBuffer::default();
+        h.push(b"G");
+        assert!(!h.push(b"ET / HTTP/1.1\nHost: a\n"));
+        assert!(h.push(b"\n"));
+    }
+
+    /// Garbage fails on its first read, without waiting for a blank line
+    /// that never comes (a TLS hello sent to a plain port, say).
+    #[test]
+    fn garbage_fails_at_once() {
+        let mut hs = ServerHandshake::new(HandshakeLimits::default(), Instant::now());
+        assert!(hs.handle_read(&[0x16, 0x03, 0x01, 0x02, 0x00]).is_err());
+    }
+
     #[test]
     fn rfc_accept_key() {
         // RFC 6455 section 1.3.

@@ -15,7 +15,7 @@ use http::header::{
 
 use super::{
     accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
-    HandshakeLimits,
+    HandshakeLimits, HeadBuffer,
 };
 
 /// The application's yes to a request.
@@ -32,7 +32,7 @@ pub struct Accept {
 pub struct ServerHandshake {
     limits: HandshakeLimits,
     deadline: Instant,
-    buf: Vec<u8>,
+    pub(super) head: HeadBuffer,
     key: Option<String>,
     offered: Vec<String>,
     #[cfg(feature = "deflate")]
@@ -49,7 +49,7 @@ impl ServerHandshake {
         Self {
             limits,
             deadline,
-            buf: Vec::new(),
+            head: HeadBuffer::default(),
             key: None,
             offered: Vec::new(),
             #[cfg(feature = "deflate")]
@@ -95,13 +95,18 @@ impl ServerHandshake {
         &mut self,
         data: &[u8],
     ) -> Result<Option<http::Request<()>>, HandshakeError> {
-        self.buf.extend_from_slice(data);
+        if !self.head.push(data) {
+            if self.head.buf.len() > self.limits.max_head_size {
+                return Err(HandshakeError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(&self.buf) {
+        let head_len = match req.parse(&self.head.buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
-                if self.buf.len() > self.limits.max_head_size {
+                if self.head.buf.len() > self.limits.max_head_size {
                     return Err(HandshakeError::HeadTooLarge);
                 }
                 return Ok(None);
@@ -157,14 +162,14 @@ impl ServerHandshake {
         }
         *request.headers_mut() = map;
         self.key = Some(key);
-        self.buf.drain(..head_len);
+        self.head.buf.drain(..head_len);
         Ok(Some(request))
     }
 
     /// Bytes that followed the request head (frames a client sent without
     /// waiting for the response), for [`Connection::handle_read`](crate::Connection::handle_read).
     pub fn take_leftover(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.buf))
+        Bytes::from(std::mem::take(&mut self.head.buf))
     }
 
     /// The subprotocols the client offered, in its order of preference.

@@ -390,6 +390,27 @@ fn get(slots: &mut [Slot], id: ConnectionId) -> Option<&mut Conn> {
     }
 }
 
+/// Connections a listener's kernel queue holds before the loop accepts
+/// them: tokio's choice. std's and mio's 128 overflowed when 1,000 clients
+/// connected at once, and each overflow costs a client a one-second SYN
+/// retransmission.
+const BACKLOG: i32 = 1024;
+
+/// A non-blocking listener on `addr` with [`BACKLOG`] and SO_REUSEADDR (so a
+/// restarted server can bind while old connections linger in TIME_WAIT).
+fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -416,7 +437,7 @@ impl Connections {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let listener = TcpListener::bind(addr)?;
+        let listener = TcpListener::from_std(bind_listener(addr)?);
         let local = listener.local_addr()?;
         self.acceptors.push(Acceptor {
             options,

@@ -4,6 +4,7 @@ use std::{fmt, io};
 
 /// An error on a WebSocket connection.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A protocol, handshake or state error from the core.
     Ws(tether_core::Error),
@@ -22,6 +23,46 @@ pub enum Error {
     /// TLS stream yourself and run the handshake over it with the
     /// runtime's `client` function. Never sent in plain text instead.
     TlsUnavailable,
+}
+
+impl Error {
+    /// The close code the connection ended with because of this error
+    /// (see [`tether_core::Error::close_code`]; 1008 for a resume protocol
+    /// violation). `None` when no close is involved: an I/O error, a
+    /// failed handshake, local misuse.
+    pub fn close_code(&self) -> Option<tether_core::CloseCode> {
+        match self {
+            Self::Ws(e) => e.close_code(),
+            Self::Resume(e) => Some(e.close_code()),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a failed handshake: the server's answer instead
+    /// of 101, or what this server answered the client (see
+    /// [`HandshakeError::http_status`](tether_core::handshake::HandshakeError::http_status)).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Ws(e) => e.http_status(),
+            _ => None,
+        }
+    }
+
+    /// The handshake failed (the connection never opened).
+    pub fn handshake_error(&self) -> Option<&tether_core::handshake::HandshakeError> {
+        match self {
+            Self::Ws(tether_core::Error::Handshake(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The socket failed (or a connection could not be opened).
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {

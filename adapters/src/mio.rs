@@ -104,6 +104,7 @@ impl fmt::Display for ConnectionId {
 /// events, then `Closed`; one whose opening handshake fails gets `Error`
 /// and `Closed` without `Open`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// The opening handshake completed: messages may flow.
     Open,
@@ -900,6 +901,8 @@ impl Connections {
                 tether_core::Event::Pong { payload, latency } => Event::Pong { payload, latency },
                 tether_core::Event::Close(frame) => Event::Close(frame),
                 tether_core::Event::Error(e) => Event::Error(Error::Ws(e)),
+                // An event a newer core adds that this loop does not carry.
+                _ => continue,
             };
             h(self, id, ev);
         }

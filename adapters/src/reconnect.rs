@@ -73,6 +73,7 @@ impl Default for ReconnectOptions {
 /// What a [`Reconnector`] did, in order. `attempt` counts from 1 within
 /// one call of [`Reconnector::connect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReconnectEvent {
     /// Waiting `delay` before attempt number `attempt`.
     Waiting {

@@ -30,6 +30,7 @@ use crate::transport::{Runtime, Transport};
 
 /// How a served connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Served {
     /// Where the receiver resumed.
     pub from: Position,
@@ -43,6 +44,7 @@ pub struct Served {
 
 /// How a received connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Received {
     /// Batches committed on this connection.
     pub batches: u64,

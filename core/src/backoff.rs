@@ -118,6 +118,7 @@ impl Backoff {
     /// The delay before the next attempt, counting it as one more attempt;
     /// `None` once `max_attempts` delays were handed out since the last
     /// reset (the caller should give up).
+    #[must_use]
     pub fn next_delay(&mut self, rng: &mut dyn RandomSource) -> Option<Duration> {
         if self.config.max_attempts.is_some_and(|m| self.attempts >= m) {
             return None;
@@ -192,6 +193,7 @@ fn clamp_unit(x: f64) -> f64 {
 
 /// Why a connection attempt or a session ended, classified for retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Failure {
     /// The TCP connection could not be made, or broke during the opening
     /// handshake (refused, unreachable, reset, closed before the response).

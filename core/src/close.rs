@@ -78,6 +78,7 @@ pub const MAX_REASON_LEN: usize = 123;
 
 /// Why a received close frame payload is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClosePayloadError {
     /// A one-byte payload: a code needs two.
     Truncated,

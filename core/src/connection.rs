@@ -71,6 +71,7 @@ pub enum Role {
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum State {
     /// Messages flow both ways.
     Open,
@@ -84,6 +85,7 @@ pub enum State {
 
 /// Something the application should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A whole text or binary message.
     Message(Message),
@@ -278,6 +280,7 @@ impl Connection {
     /// Turns on permessage-deflate with the parameters the handshake
     /// agreed on (`None` leaves it off).
     #[cfg(feature = "deflate")]
+    #[must_use]
     pub fn with_deflate(mut self, params: Option<DeflateParams>) -> Self {
         self.compressor = params.clone().map(|p| Box::new(Compressor::new(p)));
         self.decompressor = params.map(|p| Box::new(Decompressor::new(p)));
@@ -329,6 +332,7 @@ impl Connection {
     /// Whether a writer may queue more data now. Turns false above
     /// `write_high_water` and true again only below `write_low_water`, so
     /// writers wake in batches rather than per byte.
+    #[must_use]
     pub fn is_writable(&mut self) -> bool {
         let buffered = self.buffered_amount();
         if self.write_blocked {
@@ -726,6 +730,7 @@ impl Connection {
 
     /// The next event, if any. Taking events makes room for more input
     /// when [`wants_read`](Self::wants_read) was false.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let Some(ev) = self.events.pop_front() else {
             // Drained: an idle connection holds no queue.
@@ -754,6 +759,7 @@ impl Connection {
     /// Fills `iov` with the bytes to write next and returns how many slices
     /// it used (0 when nothing is queued). Write them (vectored, as many as
     /// the socket takes), then call [`advance_transmit`](Self::advance_transmit).
+    #[must_use]
     pub fn poll_transmit<'a>(&'a mut self, iov: &mut [IoSlice<'a>]) -> usize {
         self.frame_owed_pongs(false);
         self.out
@@ -785,6 +791,7 @@ impl Connection {
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) should be
     /// called, if any.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_finished() {
             // A failed server is finished at once, yet its close frame may

@@ -9,6 +9,7 @@ use crate::handshake::HandshakeError;
 /// sends a close frame with [`ProtocolError::close_code`] and ignores
 /// further input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A client sent an unmasked frame.
     UnmaskedFrame,
@@ -94,6 +95,7 @@ impl std::error::Error for ProtocolError {}
 
 /// Everything that can go wrong on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// The peer broke the protocol or a limit; a close frame with the
     /// matching code was queued.
@@ -113,6 +115,31 @@ pub enum Error {
     KeepaliveTimeout,
     /// The peer ended TCP without a close handshake (close code 1006).
     AbnormalClosure,
+}
+
+impl Error {
+    /// The close code the connection ended with because of this error:
+    /// the violation's code for a protocol error, 1011 for a keepalive
+    /// timeout, 1006 (never sent, only reported) when TCP ended without a
+    /// close frame. `None` for errors that close nothing: a failed
+    /// handshake, or a command refused locally.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Self::Protocol(e) => Some(e.close_code()),
+            Self::KeepaliveTimeout => Some(CloseCode::INTERNAL_ERROR),
+            Self::AbnormalClosure => Some(CloseCode::ABNORMAL),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a failed handshake (see
+    /// [`HandshakeError::http_status`]); `None` for any other error.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Handshake(e) => e.http_status(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -73,6 +73,7 @@ pub struct FrameHeader {
 
 /// Header bytes that no valid frame starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// A 64-bit length with the most significant bit set.
     LengthOverflow,

@@ -139,6 +139,7 @@ pub enum Frame {
 /// A message that breaks the protocol. The connection should be closed
 /// with [`close_code`](Self::close_code) and the reason from `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResumeError {
     /// Too short, an unknown type, or a cursor longer than the message.
     Malformed(&'static str),
@@ -290,6 +291,7 @@ impl Frame {
 
     /// Encodes the message (a batch's payload is copied; [`BatchWriter`]
     /// avoids that).
+    #[must_use]
     pub fn encode(&self) -> Bytes {
         match self {
             Frame::Resume { position, window } => {
@@ -357,6 +359,7 @@ impl BatchWriter {
     /// # Panics
     /// If `cursor` is longer than [`MAX_CURSOR_LEN`]: the sender's cursors
     /// are its own, so that is a bug in the sender, not bad input.
+    #[must_use]
     pub fn finish(mut self, seq: u64, cursor: &[u8]) -> Bytes {
         let len = u16::try_from(cursor.len()).expect("cursor longer than 65535 bytes");
         self.buf[1..9].copy_from_slice(&seq.to_be_bytes());
@@ -437,6 +440,7 @@ impl Sender {
     }
 
     /// The END message, once the source is exhausted.
+    #[must_use]
     pub fn end(&mut self) -> Bytes {
         self.ended = true;
         short(END, self.next_seq)
@@ -493,6 +497,7 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a connection from the stored position; returns the RESUME
     /// message to send first.
+    #[must_use]
     pub fn new(position: &Position, window: u32) -> (Self, Bytes) {
         let hello = Frame::Resume {
             position: position.clone(),
@@ -544,6 +549,7 @@ impl Receiver {
     /// # Panics
     /// If `seq` was not received or is older than an earlier commit: a bug
     /// in the caller.
+    #[must_use]
     pub fn committed(&mut self, seq: u64) -> Bytes {
         assert!(seq < self.expected, "commit of batch {seq} not received");
         assert!(

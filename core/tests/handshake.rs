@@ -685,3 +685,66 @@ fn a_wss_url_marks_the_request_secure() {
     }
     assert!(ClientRequest::from_url("https://example.com/").is_err());
 }
+
+/// Each handshake error names its HTTP status where one is involved, and
+/// the server's error response carries exactly that status.
+#[test]
+fn handshake_errors_name_their_http_status() {
+    use tether_core::handshake::server::error_response;
+    let cases = [
+        (HandshakeError::UnsupportedVersion, Some(426)),
+        (HandshakeError::HeadTooLarge, Some(431)),
+        (HandshakeError::TooManyHeaders, Some(431)),
+        (HandshakeError::MethodNotGet, Some(405)),
+        (HandshakeError::HttpVersion, Some(505)),
+        (HandshakeError::BadHeader("Upgrade"), Some(400)),
+        (HandshakeError::Malformed("x".into()), Some(400)),
+        (HandshakeError::Rejected(503), Some(503)),
+        (HandshakeError::RejectedByApplication(401), Some(401)),
+        (HandshakeError::AcceptMismatch, None),
+        (HandshakeError::TimedOut, None),
+        (HandshakeError::Eof, None),
+    ];
+    for (e, status) in cases {
+        assert_eq!(e.http_status(), status, "{e:?}");
+        let wrapped = tether_core::Error::Handshake(e.clone());
+        assert_eq!(wrapped.http_status(), status);
+        assert_eq!(wrapped.close_code(), None);
+        if let Some(s) = status.filter(|_| {
+            !matches!(
+                e,
+                HandshakeError::Rejected(_) | HandshakeError::RejectedByApplication(_)
+            )
+        }) {
+            let response = error_response(&e);
+            assert!(
+                response.starts_with(format!("HTTP/1.1 {s} ").as_bytes()),
+                "{e:?}"
+            );
+        }
+    }
+}
+
+/// Connection errors name the close code they ended the connection with.
+#[test]
+fn connection_errors_name_their_close_code() {
+    use tether_core::{CloseCode, Error, ProtocolError};
+    assert_eq!(
+        Error::Protocol(ProtocolError::InvalidUtf8).close_code(),
+        Some(CloseCode::INVALID_PAYLOAD)
+    );
+    assert_eq!(
+        Error::Protocol(ProtocolError::FrameTooLarge { size: 9, limit: 8 }).close_code(),
+        Some(CloseCode::MESSAGE_TOO_BIG)
+    );
+    assert_eq!(
+        Error::KeepaliveTimeout.close_code(),
+        Some(CloseCode::INTERNAL_ERROR)
+    );
+    assert_eq!(
+        Error::AbnormalClosure.close_code(),
+        Some(CloseCode::ABNORMAL)
+    );
+    assert_eq!(Error::Closed.close_code(), None);
+    assert_eq!(Error::Closed.http_status(), None);
+}

@@ -279,6 +279,7 @@ fn on_event(conns: &mut Connections, id: ConnectionId, st: &mut LinkState, event
         // The scenarios receive whole messages; `Writable` shows in the
         // refresh below.
         Event::Chunk { .. } | Event::Writable => None,
+        other => panic!("an event the scenarios do not know: {other:?}"),
     };
     if let Some(item) = item {
         if let Ok(m) = &item {

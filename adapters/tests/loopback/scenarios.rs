@@ -693,7 +693,13 @@ pub async fn hook_rejects_with_401<R: Rt>() {
     assert_eq!(outcomes.len(), 2);
     for o in &outcomes {
         assert!(rejected_by_app(o, 401), "server: {o:?}");
+        // The helper reads the same status without the three levels.
+        assert_eq!(o.as_ref().err().and_then(Error::http_status), Some(401));
     }
+    assert_eq!(
+        client.as_ref().err().and_then(Error::http_status),
+        Some(401)
+    );
 }
 
 pub async fn hook_checks_authorization<R: Rt>() {
@@ -1063,6 +1069,10 @@ pub async fn keepalive_timeout_closes_1011<R: Rt>() {
     assert!(
         matches!(items[..], [Err(Error::Ws(WsError::KeepaliveTimeout))]),
         "server: {items:?}"
+    );
+    assert_eq!(
+        items[0].as_ref().err().and_then(Error::close_code),
+        Some(tether::CloseCode::INTERNAL_ERROR)
     );
     assert_eq!((ping_op, ping.len()), (0x89, 8), "a keepalive ping first");
     assert_eq!(close_op, 0x88, "then a close frame");

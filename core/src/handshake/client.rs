@@ -71,6 +71,7 @@ impl ClientRequest {
 
 /// The server's accepted answer.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ClientResponse {
     /// The 101 response, headers included.
     pub response: http::Response<()>,

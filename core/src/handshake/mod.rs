@@ -89,6 +89,7 @@ impl HeadBuffer {
 
 /// Why an opening handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The HTTP head could not be parsed.
     Malformed(String),
@@ -146,6 +147,31 @@ impl fmt::Display for HandshakeError {
             Self::RejectedByApplication(s) => write!(f, "request rejected with status {s}"),
             Self::TimedOut => f.write_str("handshake timed out"),
             Self::Eof => f.write_str("connection closed during the handshake"),
+        }
+    }
+}
+
+impl HandshakeError {
+    /// The HTTP status of the failure: on a client, the one the server
+    /// answered instead of 101; on a server, the one it answers the client
+    /// with ([`server::error_response`] writes it), 426 for a version other
+    /// than 13, 431 for a head over the limits, 405 for a method other than
+    /// GET, 505 for HTTP/1.0, the hook's status for a rejection, 400 for
+    /// other bad requests. `None` where no status is involved: a response
+    /// that fails the client's checks, a timeout, end of stream.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Rejected(s) | Self::RejectedByApplication(s) => Some(*s),
+            Self::UnsupportedVersion => Some(426),
+            Self::HeadTooLarge | Self::TooManyHeaders => Some(431),
+            Self::MethodNotGet => Some(405),
+            Self::HttpVersion => Some(505),
+            Self::Malformed(_) | Self::BadHeader(_) | Self::ProtocolNotOffered(_) => Some(400),
+            Self::AcceptMismatch
+            | Self::UnexpectedProtocol(_)
+            | Self::UnexpectedExtension(_)
+            | Self::TimedOut
+            | Self::Eof => None,
         }
     }
 }

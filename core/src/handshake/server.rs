@@ -61,6 +61,7 @@ impl ServerHandshake {
 
     /// Accepts permessage-deflate offers with these settings.
     #[cfg(feature = "deflate")]
+    #[must_use]
     pub fn with_deflate(mut self, config: Option<crate::deflate::DeflateConfig>) -> Self {
         self.deflate = config;
         self
@@ -168,6 +169,7 @@ impl ServerHandshake {
 
     /// Bytes that followed the request head (frames a client sent without
     /// waiting for the response), for [`Connection::handle_read`](crate::Connection::handle_read).
+    #[must_use]
     pub fn take_leftover(&mut self) -> Bytes {
         Bytes::from(std::mem::take(&mut self.head.buf))
     }
@@ -206,6 +208,7 @@ impl ServerHandshake {
     }
 
     /// The application's refusal, as bytes to write before closing.
+    #[must_use]
     pub fn reject(&self, response: &http::Response<Bytes>) -> Vec<u8> {
         encode_response(response)
     }
@@ -214,13 +217,13 @@ impl ServerHandshake {
 /// The response to write for a request that failed its checks: 426 with
 /// the supported version, 431 for oversized heads, 405 for other methods,
 /// 400 otherwise.
+#[must_use]
 pub fn error_response(error: &HandshakeError) -> Vec<u8> {
-    let (status, extra): (u16, &[(&str, &str)]) = match error {
-        HandshakeError::UnsupportedVersion => (426, &[("Sec-WebSocket-Version", "13")]),
-        HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => (431, &[]),
-        HandshakeError::MethodNotGet => (405, &[("Allow", "GET")]),
-        HandshakeError::HttpVersion => (505, &[]),
-        _ => (400, &[]),
+    let status = error.http_status().unwrap_or(400);
+    let extra: &[(&str, &str)] = match error {
+        HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+        HandshakeError::MethodNotGet => &[("Allow", "GET")],
+        _ => &[],
     };
     let mut response = http::Response::new(Bytes::from(format!("{error}\n")));
     *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");

@@ -21,6 +21,7 @@ use crate::transport::{Runtime, Transport};
 
 /// Settings for a client connection.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// The connection's limits and timers.
     pub config: Config,
@@ -40,6 +41,20 @@ pub struct ClientOptions {
     pub deflate: Vec<tether_core::DeflateConfig>,
 }
 
+tether_core::__with_setters!(ClientOptions {
+    with_config => config: Config,
+    with_limits => limits: HandshakeLimits,
+    with_origin => origin: Option<String>,
+    with_protocols => protocols: Vec<String>,
+    with_headers => headers: http::HeaderMap,
+    with_socket => socket: crate::SocketOptions,
+});
+
+#[cfg(feature = "deflate")]
+tether_core::__with_setters!(ClientOptions {
+    with_deflate => deflate: Vec<tether_core::DeflateConfig>,
+});
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
@@ -57,6 +72,7 @@ impl Default for ClientOptions {
 
 /// Settings for a server connection.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// The connection's limits and timers.
     pub config: Config,
@@ -67,6 +83,16 @@ pub struct ServerOptions {
     #[cfg(feature = "deflate")]
     pub deflate: Option<tether_core::DeflateConfig>,
 }
+
+tether_core::__with_setters!(ServerOptions {
+    with_config => config: Config,
+    with_limits => limits: HandshakeLimits,
+});
+
+#[cfg(feature = "deflate")]
+tether_core::__with_setters!(ServerOptions {
+    with_deflate => deflate: Option<tether_core::DeflateConfig>,
+});
 
 impl Default for ServerOptions {
     fn default() -> Self {

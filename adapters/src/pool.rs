@@ -67,6 +67,7 @@ use crate::{Error, WebSocket};
 
 /// Limits and timers of a [`Pool`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PoolOptions {
     /// Most connections open to one endpoint, idle and checked out
     /// together (at least 1).
@@ -82,6 +83,14 @@ pub struct PoolOptions {
     /// Time allowed to connect a new connection (TCP and handshake).
     pub connect_timeout: Duration,
 }
+
+tether_core::__with_setters!(PoolOptions {
+    with_max_per_endpoint => max_per_endpoint: usize,
+    with_idle_timeout => idle_timeout: Duration,
+    with_health_check => health_check: Option<Duration>,
+    with_checkout_timeout => checkout_timeout: Duration,
+    with_connect_timeout => connect_timeout: Duration,
+});
 
 impl Default for PoolOptions {
     /// 8 per endpoint, idle 60 s, health check 2 s, checkout wait 10 s,

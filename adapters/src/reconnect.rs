@@ -49,6 +49,7 @@ use crate::{Error, WebSocket};
 
 /// How a [`Reconnector`] retries.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReconnectOptions {
     /// Delays between attempts.
     pub backoff: BackoffConfig,
@@ -58,6 +59,12 @@ pub struct ReconnectOptions {
     /// An attempt that takes longer fails with [`Failure::Timeout`].
     pub connect_timeout: Duration,
 }
+
+tether_core::__with_setters!(ReconnectOptions {
+    with_backoff => backoff: BackoffConfig,
+    with_retry => retry: RetryPolicy,
+    with_connect_timeout => connect_timeout: Duration,
+});
 
 impl Default for ReconnectOptions {
     /// The default backoff and retry policy, 10 s per attempt.

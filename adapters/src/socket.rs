@@ -11,6 +11,7 @@ use socket2::{SockRef, TcpKeepalive};
 /// view of the peer and does not keep proxies from timing out idle
 /// connections, so it is off by default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// Disable Nagle's algorithm, so small messages leave at once.
     pub nodelay: bool,
@@ -22,8 +23,16 @@ pub struct SocketOptions {
     pub recv_buffer_size: Option<usize>,
 }
 
+tether_core::__with_setters!(SocketOptions {
+    with_nodelay => nodelay: bool,
+    with_tcp_keepalive => tcp_keepalive: Option<TcpKeepaliveOptions>,
+    with_send_buffer_size => send_buffer_size: Option<usize>,
+    with_recv_buffer_size => recv_buffer_size: Option<usize>,
+});
+
 /// TCP keepalive timing.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct TcpKeepaliveOptions {
     /// Idle time before the first probe.
     pub idle: Duration,
@@ -31,6 +40,18 @@ pub struct TcpKeepaliveOptions {
     pub interval: Duration,
     /// Unanswered probes before the kernel drops the connection.
     pub retries: u32,
+}
+
+impl TcpKeepaliveOptions {
+    /// Probes after `idle` without traffic, every `interval`, giving up
+    /// after `retries` unanswered ones.
+    pub fn new(idle: Duration, interval: Duration, retries: u32) -> Self {
+        Self {
+            idle,
+            interval,
+            retries,
+        }
+    }
 }
 
 impl Default for SocketOptions {

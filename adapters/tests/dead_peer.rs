@@ -44,11 +44,9 @@ const PAUSE: Duration = Duration::from_millis(250);
 const GIVE_UP: Duration = Duration::from_secs(30);
 
 fn keepalive() -> Config {
-    Config {
-        ping_interval: Some(INTERVAL),
-        ping_timeout: Some(TIMEOUT),
-        ..Config::default()
-    }
+    Config::default()
+        .with_ping_interval(Some(INTERVAL))
+        .with_ping_timeout(Some(TIMEOUT))
 }
 
 // ---- the relay ----
@@ -176,10 +174,7 @@ fn dead_peer_on<T: Rt>(runtime: &str) {
     thread::spawn(move || {
         let (tcp, _) = listener.accept().expect("accept");
         T::block_on(async move {
-            let options = ServerOptions {
-                config: keepalive(),
-                ..ServerOptions::default()
-            };
+            let options = ServerOptions::default().with_config(keepalive());
             let mut ws = T::accept(tcp, options).await;
             // Echo until something other than a message comes; the client
             // freezes the relay after its last round, so anything here
@@ -197,10 +192,7 @@ fn dead_peer_on<T: Rt>(runtime: &str) {
     let (freeze_tx, freeze_at) = mpsc::channel();
     thread::spawn(move || {
         T::block_on(async move {
-            let options = ClientOptions {
-                config: keepalive(),
-                ..ClientOptions::default()
-            };
+            let options = ClientOptions::default().with_config(keepalive());
             let mut ws = T::connect(&url, options).await;
             for i in 0..ROUNDS {
                 let m = Message::text(format!("round {i}"));
@@ -313,17 +305,12 @@ fn dead_peer_while_sending_on<T: Rt>(runtime: &str) {
     thread::spawn(move || {
         let (tcp, _) = listener.accept().expect("accept");
         T::block_on(async move {
-            let options = ServerOptions {
-                config: Config {
-                    close_timeout: CLOSE_TIMEOUT,
-                    ..keepalive()
-                },
-                // Compressed, the data would be a few bytes on the wire
-                // and fit in the socket buffers for minutes.
-                #[cfg(feature = "deflate")]
-                deflate: None,
-                ..ServerOptions::default()
-            };
+            let options =
+                ServerOptions::default().with_config(keepalive().with_close_timeout(CLOSE_TIMEOUT));
+            // Compressed, the data would be a few bytes on the wire
+            // and fit in the socket buffers for minutes.
+            #[cfg(feature = "deflate")]
+            let options = options.with_deflate(None);
             let mut ws = T::accept(tcp, options).await;
             let data = tether::Bytes::from(vec![7u8; 1 << 20]);
             let sent = loop {
@@ -357,14 +344,7 @@ fn dead_peer_while_sending_on<T: Rt>(runtime: &str) {
     let (freeze_tx, freeze_at) = mpsc::channel();
     thread::spawn(move || {
         T::block_on(async move {
-            let mut ws = T::connect(
-                &url,
-                ClientOptions {
-                    config: keepalive(),
-                    ..ClientOptions::default()
-                },
-            )
-            .await;
+            let mut ws = T::connect(&url, ClientOptions::default().with_config(keepalive())).await;
             let start = Instant::now();
             let mut received = 0;
             while start.elapsed() < STREAMING {
@@ -449,18 +429,12 @@ fn dead_peer_detected_on_mio() {
     use tether::mio::{Driver, Event};
 
     let mut driver = Driver::new().expect("driver");
-    let server_options = ServerOptions {
-        config: keepalive(),
-        ..ServerOptions::default()
-    };
+    let server_options = ServerOptions::default().with_config(keepalive());
     let addr = driver
         .listen_with("127.0.0.1:0", server_options, |_| Ok(Default::default()))
         .expect("listen");
     let relay = Relay::start(addr);
-    let client_options = ClientOptions {
-        config: keepalive(),
-        ..ClientOptions::default()
-    };
+    let client_options = ClientOptions::default().with_config(keepalive());
     let client = driver
         .connect_with(&format!("ws://{}/", relay.addr), client_options)
         .expect("connect");

@@ -312,13 +312,8 @@ fn serve_one() {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("BOMB-SERVER-PORT {}", listener.local_addr().unwrap().port());
         let (stream, _) = listener.accept().await.unwrap();
-        let options = ServerOptions {
-            config: Config {
-                max_message_size: LIMIT,
-                ..Config::without_keepalive()
-            },
-            ..ServerOptions::default()
-        };
+        let options = ServerOptions::default()
+            .with_config(Config::without_keepalive().with_max_message_size(LIMIT));
         let mut ws = tether::smol::accept_with(stream, &options, |_| Ok(Default::default()))
             .await
             .unwrap();

@@ -72,25 +72,17 @@ fn many_connections_and_timers_in_one_loop() {
     const CLIENTS: usize = 300;
     const MESSAGES: usize = 5;
     let mut driver = Driver::new().expect("driver");
-    let server_options = ServerOptions {
-        config: Config {
-            ping_interval: Some(Duration::from_millis(30)),
-            ..Config::default()
-        },
-        ..ServerOptions::default()
-    };
+    let server_options = ServerOptions::default()
+        .with_config(Config::default().with_ping_interval(Some(Duration::from_millis(30))));
     let addr = driver
         .listen_with("127.0.0.1:0", server_options, |_| Ok(Default::default()))
         .expect("listen");
     let mut clients = HashMap::new();
     for i in 0..CLIENTS {
-        let options = ClientOptions {
-            config: Config {
-                ping_interval: Some(Duration::from_millis(20 + (i % 7) as u64 * 10)),
-                ..Config::default()
-            },
-            ..ClientOptions::default()
-        };
+        let options = ClientOptions::default().with_config(
+            Config::default()
+                .with_ping_interval(Some(Duration::from_millis(20 + (i % 7) as u64 * 10))),
+        );
         let id = driver
             .connect_with(&format!("ws://{addr}/{i}"), options)
             .expect("connect");

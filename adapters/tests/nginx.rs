@@ -181,10 +181,7 @@ async fn backend(socket: SocketOptions) -> SocketAddr {
         while let Ok((tcp, _)) = listener.accept().await {
             socket.apply(&tcp).expect("backend socket options");
             smol::spawn(async move {
-                let options = ServerOptions {
-                    config: Config::without_keepalive(),
-                    ..ServerOptions::default()
-                };
+                let options = ServerOptions::default().with_config(Config::without_keepalive());
                 let Ok(mut ws) =
                     tether::smol::accept_with(tcp, &options, |_| Ok(Default::default())).await
                 else {
@@ -206,27 +203,21 @@ async fn backend(socket: SocketOptions) -> SocketAddr {
 }
 
 fn tcp_keepalive_1s() -> SocketOptions {
-    SocketOptions {
-        tcp_keepalive: Some(TcpKeepaliveOptions {
-            idle: Duration::from_secs(1),
-            interval: Duration::from_secs(1),
-            retries: 5,
-        }),
-        ..SocketOptions::default()
-    }
+    SocketOptions::default().with_tcp_keepalive(Some(TcpKeepaliveOptions::new(
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        5,
+    )))
 }
 
 /// Case a: pings every second keep the idle connection through nginx;
 /// after five proxy timeouts a message still makes the round trip.
 async fn pings_keep_it_alive(nginx: SocketAddr) -> usize {
-    let options = ClientOptions {
-        config: Config {
-            ping_interval: Some(Duration::from_secs(1)),
-            ping_timeout: Some(Duration::from_secs(2)),
-            ..Config::default()
-        },
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().with_config(
+        Config::default()
+            .with_ping_interval(Some(Duration::from_secs(1)))
+            .with_ping_timeout(Some(Duration::from_secs(2))),
+    );
     let mut ws = tether::smol::connect_with(&format!("ws://{nginx}/a"), options)
         .await
         .expect("a: connect through nginx");
@@ -264,11 +255,9 @@ async fn cut_without_pings(
     path: &str,
     socket: SocketOptions,
 ) -> (Duration, Option<Result<Message, Error>>) {
-    let options = ClientOptions {
-        config: Config::without_keepalive(),
-        socket: socket.clone(),
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default()
+        .with_config(Config::without_keepalive())
+        .with_socket(socket.clone());
     let mut ws = tether::smol::connect_with(&format!("ws://{nginx}/{path}"), options)
         .await
         .unwrap_or_else(|e| panic!("{path}: connect through nginx: {e}"));

@@ -104,21 +104,17 @@ fn server() -> (String, Arc<Seen>) {
 }
 
 fn new_pool<R: Connector>(options: PoolOptions) -> Pool<R> {
-    let client = ClientOptions {
-        config: Config::without_keepalive(),
-        ..ClientOptions::default()
-    };
+    let client = ClientOptions::default().with_config(Config::without_keepalive());
     Pool::new(client, options)
 }
 
 fn options() -> PoolOptions {
-    PoolOptions {
-        max_per_endpoint: 2,
-        idle_timeout: Duration::from_secs(30),
-        health_check: Some(ms(200)),
-        checkout_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-    }
+    PoolOptions::default()
+        .with_max_per_endpoint(2)
+        .with_idle_timeout(Duration::from_secs(30))
+        .with_health_check(Some(ms(200)))
+        .with_checkout_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(5))
 }
 
 /// The port the server sees this connection on.
@@ -179,10 +175,7 @@ async fn max_size_is_enforced<R: Connector>() {
     assert_eq!(seen.accepted(), 2);
 
     // Both checked out again (b still is, c went back): a third times out.
-    let short = new_pool::<R>(PoolOptions {
-        checkout_timeout: ms(100),
-        ..options()
-    });
+    let short = new_pool::<R>(options().with_checkout_timeout(ms(100)));
     let _x = short.checkout(&url).await.expect("x");
     let _y = short.checkout(&url).await.expect("y");
     match short.checkout(&url).await {
@@ -197,10 +190,7 @@ async fn max_size_is_enforced<R: Connector>() {
 /// a checkout makes a new one; `evict_idle` does the same for all.
 async fn idle_timeout_evicts<R: Connector>() {
     let (url, seen) = server();
-    let pool = new_pool::<R>(PoolOptions {
-        idle_timeout: ms(50),
-        ..options()
-    });
+    let pool = new_pool::<R>(options().with_idle_timeout(ms(50)));
     let mut a = pool.checkout(&url).await.expect("checkout");
     let first = port(&mut a).await;
     drop(a);
@@ -304,10 +294,7 @@ async fn failed_connections_are_not_returned<R: Connector>() {
 /// A checkout that fails to connect frees its place.
 async fn failed_connects_free_their_place<R: Connector>() {
     let url = url(common::closed_port());
-    let pool = new_pool::<R>(PoolOptions {
-        max_per_endpoint: 1,
-        ..options()
-    });
+    let pool = new_pool::<R>(options().with_max_per_endpoint(1));
     for _ in 0..3 {
         match pool.checkout(&url).await {
             Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused),
@@ -335,10 +322,7 @@ fn concurrent_checkouts_from_tasks() {
     common::on_tokio(async {
         let (url, seen) = server();
         let pool = Pool::tokio(
-            ClientOptions {
-                config: Config::without_keepalive(),
-                ..ClientOptions::default()
-            },
+            ClientOptions::default().with_config(Config::without_keepalive()),
             options(),
         );
         let mut tasks = Vec::new();

@@ -30,25 +30,22 @@ fn ms(n: u64) -> Duration {
 
 /// 10 ms doubling to 100 ms, no jitter; reset after 5 s up.
 fn options() -> ReconnectOptions {
-    ReconnectOptions {
-        backoff: BackoffConfig {
-            initial: ms(10),
-            factor: 2.0,
-            max: ms(100),
-            jitter: 0.0,
-            reset_after: Duration::from_secs(5),
-            max_attempts: None,
-        },
-        retry: RetryPolicy::default(),
-        connect_timeout: Duration::from_secs(5),
-    }
+    ReconnectOptions::default()
+        .with_backoff(
+            BackoffConfig::default()
+                .with_initial(ms(10))
+                .with_factor(2.0)
+                .with_max(ms(100))
+                .with_jitter(0.0)
+                .with_reset_after(Duration::from_secs(5))
+                .with_max_attempts(None),
+        )
+        .with_retry(RetryPolicy::default())
+        .with_connect_timeout(Duration::from_secs(5))
 }
 
 fn client() -> ClientOptions {
-    ClientOptions {
-        config: Config::without_keepalive(),
-        ..ClientOptions::default()
-    }
+    ClientOptions::default().with_config(Config::without_keepalive())
 }
 
 type Events = Arc<Mutex<Vec<ReconnectEvent>>>;

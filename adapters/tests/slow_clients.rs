@@ -43,13 +43,7 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket
     Sec-WebSocket-Version: 13\r\n\r\n";
 
 fn options() -> ServerOptions {
-    ServerOptions {
-        limits: HandshakeLimits {
-            timeout: HANDSHAKE_TIMEOUT,
-            ..HandshakeLimits::default()
-        },
-        ..ServerOptions::default()
-    }
+    ServerOptions::default().with_limits(HandshakeLimits::default().with_timeout(HANDSHAKE_TIMEOUT))
 }
 
 /// The child: an echo server on `runtime`, printing its address.

@@ -104,14 +104,11 @@ async fn writer<T: Rt>() {
     println!("{MARK} addr={}", listener.local_addr().expect("addr"));
     let blocks = blocks();
     let (tcp, _) = listener.accept().expect("accept");
-    let options = ServerOptions {
-        // Default limits and keepalive; random bytes do not compress, so
-        // deflate would only burn CPU.
-        config: Config::default(),
-        #[cfg(feature = "deflate")]
-        deflate: None,
-        ..ServerOptions::default()
-    };
+    // Default limits and keepalive; random bytes do not compress, so
+    // deflate would only burn CPU.
+    let options = ServerOptions::default().with_config(Config::default());
+    #[cfg(feature = "deflate")]
+    let options = options.with_deflate(None);
     let mut ws = T::accept(tcp, options).await;
     let start = Instant::now();
     let (mut crc, mut max_buffered, mut waited) = (0u32, 0usize, Duration::ZERO);
@@ -144,12 +141,9 @@ async fn writer<T: Rt>() {
 /// The reader (a client): takes one message, checks it, sleeps.
 async fn reader<T: Rt>() {
     let addr = std::env::var(ADDR).expect("reader: address");
-    let options = ClientOptions {
-        config: Config::default(),
-        #[cfg(feature = "deflate")]
-        deflate: Vec::new(),
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().with_config(Config::default());
+    #[cfg(feature = "deflate")]
+    let options = options.with_deflate(Vec::new());
     let mut ws = T::connect(&format!("ws://{addr}/"), options).await;
     let start = Instant::now();
     let (mut crc, mut received) = (0u32, 0u64);

@@ -72,20 +72,11 @@ impl Checker {
 
 fn options(compress: bool) -> (ServerOptions, ClientOptions) {
     let config = Config::without_keepalive();
-    let mut server = ServerOptions {
-        config: config.clone(),
-        ..ServerOptions::default()
-    };
+    let mut server = ServerOptions::default().with_config(config.clone());
     // The server streams as soon as the connection opens, so the client
     // asks for chunks from the start (`next_chunk` alone would switch
     // chunk delivery on only after the first frames may have arrived).
-    let mut client = ClientOptions {
-        config: Config {
-            deliver_chunks: true,
-            ..config
-        },
-        ..ClientOptions::default()
-    };
+    let mut client = ClientOptions::default().with_config(config.with_deliver_chunks(true));
     if !compress {
         server.deflate = None;
         client.deflate.clear();

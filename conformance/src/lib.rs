@@ -57,11 +57,9 @@ impl Args {
     /// The connection settings for a testee: room for Autobahn's largest
     /// messages, keepalive only when asked for.
     pub fn config(&self) -> Config {
-        Config {
-            ping_interval: self.ping_interval,
-            ping_timeout: self.ping_timeout,
-            ..Config::without_keepalive()
-        }
+        Config::without_keepalive()
+            .with_ping_interval(self.ping_interval)
+            .with_ping_timeout(self.ping_timeout)
     }
 }
 

@@ -13,7 +13,7 @@
 //! use tether_core::Xoshiro256;
 //!
 //! let mut rng = Xoshiro256::from_seed(1);
-//! let mut backoff = Backoff::new(BackoffConfig { jitter: 0.0, ..BackoffConfig::default() });
+//! let mut backoff = Backoff::new(BackoffConfig::default().with_jitter(0.0));
 //! assert_eq!(backoff.next_delay(&mut rng), Some(Duration::from_millis(100)));
 //! assert_eq!(backoff.next_delay(&mut rng), Some(Duration::from_millis(200)));
 //!
@@ -40,6 +40,7 @@ use crate::rng::RandomSource;
 
 /// Settings of a [`Backoff`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BackoffConfig {
     /// Delay before the first retry.
     pub initial: Duration,
@@ -61,6 +62,15 @@ pub struct BackoffConfig {
     /// before giving up; `None` retries forever.
     pub max_attempts: Option<u32>,
 }
+
+crate::__with_setters!(BackoffConfig {
+    with_initial => initial: Duration,
+    with_factor => factor: f64,
+    with_max => max: Duration,
+    with_jitter => jitter: f64,
+    with_reset_after => reset_after: Duration,
+    with_max_attempts => max_attempts: Option<u32>,
+});
 
 impl Default for BackoffConfig {
     /// 100 ms doubling up to 30 s, half of each delay randomized, reset

@@ -11,6 +11,7 @@ const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
 /// make it grow without bound. Durations too large for the clock (such as
 /// `Duration::MAX`) saturate to a deadline a century away: "never".
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest frame payload accepted; larger closes with 1009.
     pub max_frame_size: usize,
@@ -55,6 +56,22 @@ pub struct Config {
     /// the peer stops answering but keeps TCP up); `None` never does.
     pub idle_timeout: Option<Duration>,
 }
+
+crate::__with_setters!(Config {
+    with_max_frame_size => max_frame_size: usize,
+    with_max_message_size => max_message_size: usize,
+    with_fragment_size => fragment_size: usize,
+    with_read_chunk_size => read_chunk_size: usize,
+    with_deliver_chunks => deliver_chunks: bool,
+    with_max_inbound_bytes => max_inbound_bytes: usize,
+    with_max_inbound_events => max_inbound_events: usize,
+    with_write_high_water => write_high_water: usize,
+    with_write_low_water => write_low_water: usize,
+    with_ping_interval => ping_interval: Option<Duration>,
+    with_ping_timeout => ping_timeout: Option<Duration>,
+    with_close_timeout => close_timeout: Duration,
+    with_idle_timeout => idle_timeout: Option<Duration>,
+});
 
 impl Default for Config {
     fn default() -> Self {

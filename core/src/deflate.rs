@@ -33,6 +33,7 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 /// first compressed message, not at connection time; the decompressor is
 /// dropped after each message when the peer does not keep its context.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Compression level, 0 (store) to 9 (smallest).
     pub level: u8,
@@ -53,6 +54,16 @@ pub struct DeflateConfig {
     /// shrink them enough to pay for the work.
     pub threshold: usize,
 }
+
+crate::__with_setters!(DeflateConfig {
+    with_level => level: u8,
+    with_mem_level => mem_level: u8,
+    with_max_window_bits => max_window_bits: u8,
+    with_peer_max_window_bits => peer_max_window_bits: Option<u8>,
+    with_no_context_takeover => no_context_takeover: bool,
+    with_peer_no_context_takeover => peer_no_context_takeover: bool,
+    with_threshold => threshold: usize,
+});
 
 impl Default for DeflateConfig {
     /// Level 1 with a 4 KiB window and memory level 6: on JSON records,

@@ -59,3 +59,24 @@ pub use rng::{RandomSource, Xoshiro256};
 
 pub use bytes::Bytes;
 pub use http;
+
+/// `with_*` setters for the configuration structs, which are
+/// `#[non_exhaustive]` so that adding a setting is not a breaking change:
+/// outside this crate they are built from `default()` and these setters
+/// (or by assigning to their public fields).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_setters {
+    ($ty:ty { $($with:ident => $field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub fn $with(mut self, value: $t) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}

@@ -14,14 +14,13 @@ fn ms(n: u64) -> Duration {
 }
 
 fn no_jitter() -> BackoffConfig {
-    BackoffConfig {
-        initial: ms(100),
-        factor: 2.0,
-        max: ms(1_000),
-        jitter: 0.0,
-        reset_after: Duration::from_secs(5),
-        max_attempts: None,
-    }
+    BackoffConfig::default()
+        .with_initial(ms(100))
+        .with_factor(2.0)
+        .with_max(ms(1_000))
+        .with_jitter(0.0)
+        .with_reset_after(Duration::from_secs(5))
+        .with_max_attempts(None)
 }
 
 fn delays(b: &mut Backoff, rng: &mut Xoshiro256, n: usize) -> Vec<Option<Duration>> {
@@ -37,11 +36,11 @@ fn delays_grow_by_the_factor_and_are_capped() {
     assert_eq!(got, want);
     assert_eq!(b.attempts(), 7);
 
-    let mut b = Backoff::new(BackoffConfig {
-        factor: 1.5,
-        max: Duration::from_secs(60),
-        ..no_jitter()
-    });
+    let mut b = Backoff::new(
+        no_jitter()
+            .with_factor(1.5)
+            .with_max(Duration::from_secs(60)),
+    );
     let got = delays(&mut b, &mut rng, 4);
     let as_us: Vec<u128> = got.iter().map(|d| d.unwrap().as_micros()).collect();
     assert_eq!(as_us, [100_000, 150_000, 225_000, 337_500]);
@@ -50,10 +49,7 @@ fn delays_grow_by_the_factor_and_are_capped() {
 #[test]
 fn huge_attempt_counts_and_odd_factors_stay_at_the_cap() {
     let mut rng = Xoshiro256::from_seed(2);
-    let mut b = Backoff::new(BackoffConfig {
-        factor: 1e300,
-        ..no_jitter()
-    });
+    let mut b = Backoff::new(no_jitter().with_factor(1e300));
     assert_eq!(
         delays(&mut b, &mut rng, 4),
         [100, 1_000, 1_000, 1_000].map(|n| Some(ms(n)))
@@ -62,10 +58,7 @@ fn huge_attempt_counts_and_odd_factors_stay_at_the_cap() {
 
     // A factor below 1 (or NaN) never shrinks the delay.
     for factor in [0.5, f64::NAN, f64::NEG_INFINITY] {
-        let mut b = Backoff::new(BackoffConfig {
-            factor,
-            ..no_jitter()
-        });
+        let mut b = Backoff::new(no_jitter().with_factor(factor));
         assert_eq!(
             delays(&mut b, &mut rng, 3),
             [100, 100, 100].map(|n| Some(ms(n)))
@@ -73,20 +66,14 @@ fn huge_attempt_counts_and_odd_factors_stay_at_the_cap() {
     }
 
     // An initial delay above the cap is cut to it.
-    let mut b = Backoff::new(BackoffConfig {
-        initial: Duration::from_secs(9),
-        ..no_jitter()
-    });
+    let mut b = Backoff::new(no_jitter().with_initial(Duration::from_secs(9)));
     assert_eq!(b.next_delay(&mut rng), Some(ms(1_000)));
 }
 
 #[test]
 fn max_attempts_gives_none_and_a_reset_restores_them() {
     let mut rng = Xoshiro256::from_seed(3);
-    let mut b = Backoff::new(BackoffConfig {
-        max_attempts: Some(3),
-        ..no_jitter()
-    });
+    let mut b = Backoff::new(no_jitter().with_max_attempts(Some(3)));
     assert_eq!(
         delays(&mut b, &mut rng, 5),
         [Some(ms(100)), Some(ms(200)), Some(ms(400)), None, None]
@@ -99,10 +86,7 @@ fn max_attempts_gives_none_and_a_reset_restores_them() {
     assert_eq!(b.attempts(), 0);
     assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
 
-    let mut never = Backoff::new(BackoffConfig {
-        max_attempts: Some(0),
-        ..no_jitter()
-    });
+    let mut never = Backoff::new(no_jitter().with_max_attempts(Some(0)));
     assert_eq!(never.next_delay(&mut rng), None);
 }
 
@@ -171,20 +155,16 @@ fn default_config_is_as_documented() {
 fn jitter_stays_in_its_bounds() {
     fn prop(seed: u64, initial_ms: u16, factor_x10: u8, max_ms: u16, jitter_pct: u8) -> TestResult {
         let jitter = f64::from(jitter_pct % 101) / 100.0;
-        let config = BackoffConfig {
-            initial: ms(u64::from(initial_ms)),
-            factor: f64::from(factor_x10) / 10.0,
-            max: ms(u64::from(max_ms)),
-            jitter,
-            reset_after: Duration::from_secs(1),
-            max_attempts: None,
-        };
+        let config = BackoffConfig::default()
+            .with_initial(ms(u64::from(initial_ms)))
+            .with_factor(f64::from(factor_x10) / 10.0)
+            .with_max(ms(u64::from(max_ms)))
+            .with_jitter(jitter)
+            .with_reset_after(Duration::from_secs(1))
+            .with_max_attempts(None);
         let mut rng = Xoshiro256::from_seed(seed);
         let mut jittered = Backoff::new(config.clone());
-        let mut plain = Backoff::new(BackoffConfig {
-            jitter: 0.0,
-            ..config.clone()
-        });
+        let mut plain = Backoff::new(config.clone().with_jitter(0.0));
         for n in 0..40u32 {
             let base = plain.next_delay(&mut rng).unwrap();
             assert_eq!(base, jittered.base_delay(n));
@@ -206,13 +186,11 @@ fn jitter_stays_in_its_bounds() {
 #[test]
 fn jitter_spreads_over_its_range() {
     let mut rng = Xoshiro256::from_seed(5);
-    let config = BackoffConfig {
-        initial: Duration::from_secs(1),
-        factor: 1.0,
-        max: Duration::from_secs(1),
-        jitter: 0.5,
-        ..BackoffConfig::default()
-    };
+    let config = BackoffConfig::default()
+        .with_initial(Duration::from_secs(1))
+        .with_factor(1.0)
+        .with_max(Duration::from_secs(1))
+        .with_jitter(0.5);
     let mut b = Backoff::new(config);
     let draws: Vec<Duration> = (0..1_000)
         .map(|_| b.next_delay(&mut rng).unwrap())
@@ -233,26 +211,16 @@ fn jitter_spreads_over_its_range() {
 #[test]
 fn full_jitter_may_reach_zero_and_none_is_exact() {
     let mut rng = Xoshiro256::from_seed(6);
-    let mut full = Backoff::new(BackoffConfig {
-        jitter: 1.0,
-        factor: 1.0,
-        ..no_jitter()
-    });
+    let mut full = Backoff::new(no_jitter().with_jitter(1.0).with_factor(1.0));
     let min = (0..1_000)
         .map(|_| full.next_delay(&mut rng).unwrap())
         .min()
         .unwrap();
     assert!(min < ms(5), "{min:?}");
     // Out-of-range jitter is clamped.
-    let mut over = Backoff::new(BackoffConfig {
-        jitter: 7.0,
-        ..no_jitter()
-    });
+    let mut over = Backoff::new(no_jitter().with_jitter(7.0));
     assert!(over.next_delay(&mut rng).unwrap() <= ms(100));
-    let mut nan = Backoff::new(BackoffConfig {
-        jitter: f64::NAN,
-        ..no_jitter()
-    });
+    let mut nan = Backoff::new(no_jitter().with_jitter(f64::NAN));
     assert_eq!(nan.next_delay(&mut rng), Some(ms(100)));
 }
 

@@ -619,10 +619,7 @@ fn invalid_close_payloads() {
 #[test]
 fn frame_over_max_frame_size_fails_with_1009() {
     for role in ROLES {
-        let config = Config {
-            max_frame_size: 100,
-            ..common::config()
-        };
+        let config = common::config().with_max_frame_size(100);
         let ok = Raw::to(role, BINARY, [7u8; 100]).encode();
         let now = Instant::now();
         let mut c = conn_at(role, config.clone(), now);
@@ -644,10 +641,7 @@ fn frame_over_max_frame_size_fails_with_1009() {
 #[test]
 fn message_over_max_message_size_fails_with_1009() {
     for role in ROLES {
-        let config = Config {
-            max_message_size: 100,
-            ..common::config()
-        };
+        let config = common::config().with_max_message_size(100);
         let exact = wire(&[
             Raw::to(role, BINARY, [1u8; 60]).fin(false),
             Raw::to(role, CONT, [2u8; 40]),
@@ -701,11 +695,9 @@ fn ping_is_answered_with_the_same_payload() {
 fn ping_flood_is_answered_within_bounds() {
     for role in ROLES {
         let now = Instant::now();
-        let config = Config {
-            write_high_water: 4096,
-            write_low_water: 1024,
-            ..config()
-        };
+        let config = config()
+            .with_write_high_water(4096)
+            .with_write_low_water(1024);
         let mut c = conn_at(role, config, now);
         for i in 0..10_000u32 {
             let payload = format!("{i:0>100}");
@@ -886,10 +878,7 @@ fn client_waits_for_eof_after_close_exchange() {
 #[test]
 fn client_gives_up_at_close_timeout() {
     let now = Instant::now();
-    let config = Config {
-        close_timeout: Duration::from_secs(3),
-        ..config()
-    };
+    let config = config().with_close_timeout(Duration::from_secs(3));
     let mut c = conn_at(Role::Client, config, now);
     c.close(CloseCode::GOING_AWAY, "").unwrap();
     assert_eq!(sent_close_code(&mut c), Some(1001));
@@ -999,10 +988,7 @@ fn close_reason_is_truncated() {
 /// Data queued before close() goes out before the close frame.
 #[test]
 fn close_goes_out_after_queued_data() {
-    let config = Config {
-        fragment_size: 10,
-        ..config()
-    };
+    let config = config().with_fragment_size(10);
     let mut c = conn_at(Role::Server, config, Instant::now());
     c.send(Message::binary(vec![1u8; 35])).unwrap();
     c.close(CloseCode::NORMAL, "").unwrap();
@@ -1069,11 +1055,9 @@ fn eof_without_close_is_abnormal() {
 // ---- keepalive ----
 
 fn keepalive_config() -> Config {
-    Config {
-        ping_interval: Some(Duration::from_secs(1)),
-        ping_timeout: Some(Duration::from_secs(1)),
-        ..Config::default()
-    }
+    Config::default()
+        .with_ping_interval(Some(Duration::from_secs(1)))
+        .with_ping_timeout(Some(Duration::from_secs(1)))
 }
 
 /// Runs the timer at `when` and returns the payload of the ping it sent.
@@ -1166,11 +1150,9 @@ fn keepalive_timeout_fails_with_1011() {
 #[test]
 fn keepalive_without_timeout_keeps_pinging() {
     let t = Instant::now();
-    let config = Config {
-        ping_interval: Some(Duration::from_secs(1)),
-        ping_timeout: None,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_ping_interval(Some(Duration::from_secs(1)))
+        .with_ping_timeout(None);
     let mut c = conn_at(Role::Client, config, t);
     keepalive_ping(&mut c, at(t, 1000));
     assert_eq!(c.poll_timeout(), Some(at(t, 2000)));
@@ -1193,10 +1175,7 @@ fn no_keepalive_no_timer() {
 // ---- outgoing fragmentation ----
 
 fn fragmenting(size: usize) -> Config {
-    Config {
-        fragment_size: size,
-        ..config()
-    }
+    config().with_fragment_size(size)
 }
 
 /// A message larger than fragment_size goes out as fragment_size frames.
@@ -1303,10 +1282,7 @@ fn streamed_chunks() {
 #[test]
 fn inbound_backpressure() {
     let now = Instant::now();
-    let config = Config {
-        max_inbound_bytes: 100,
-        ..config()
-    };
+    let config = config().with_max_inbound_bytes(100);
     let mut c = conn_at(Role::Server, config, now);
     let msgs: Vec<Raw> = (1..=3u8)
         .map(|i| Raw::to(Role::Server, BINARY, [i; 60]))
@@ -1331,10 +1307,7 @@ fn inbound_backpressure() {
 #[test]
 fn inbound_event_limit() {
     let now = Instant::now();
-    let config = Config {
-        max_inbound_events: 2,
-        ..config()
-    };
+    let config = config().with_max_inbound_events(2);
     let mut c = conn_at(Role::Client, config, now);
     let pings: Vec<Raw> = (0..5u8).map(|i| Raw::to(Role::Client, PING, [i])).collect();
     c.handle_read(&wire(&pings), now);
@@ -1354,11 +1327,9 @@ fn inbound_event_limit() {
 /// below write_low_water.
 #[test]
 fn writable_hysteresis() {
-    let config = Config {
-        write_high_water: 1000,
-        write_low_water: 200,
-        ..config()
-    };
+    let config = config()
+        .with_write_high_water(1000)
+        .with_write_low_water(200);
     let mut c = conn_at(Role::Server, config, Instant::now());
     assert!(c.is_writable());
     c.send(Message::binary(vec![0u8; 600])).unwrap();
@@ -1384,10 +1355,7 @@ fn writable_hysteresis() {
 fn chunked_delivery() {
     for role in ROLES {
         let now = Instant::now();
-        let config = Config {
-            deliver_chunks: true,
-            ..config()
-        };
+        let config = config().with_deliver_chunks(true);
         let mut c = conn_at(role, config, now);
         let text = "chunks of κόσμε arrive as they come";
         let bytes = text.as_bytes();
@@ -1425,11 +1393,7 @@ fn chunked_delivery() {
 /// Chunked delivery still fails fast on invalid UTF-8 and oversized frames.
 #[test]
 fn chunked_delivery_checks_input() {
-    let config = Config {
-        deliver_chunks: true,
-        max_frame_size: 50,
-        ..config()
-    };
+    let config = config().with_deliver_chunks(true).with_max_frame_size(50);
     let bytes = wire(&[
         Raw::to(Role::Server, TEXT, b"ok").fin(false),
         Raw::to(Role::Server, CONT, b"\xff"),
@@ -1469,10 +1433,7 @@ fn chunked_delivery_checks_input() {
 #[test]
 fn keepalive_timeout_waits_while_reading_is_paused() {
     let t = Instant::now();
-    let config = Config {
-        max_inbound_bytes: 10,
-        ..keepalive_config()
-    };
+    let config = keepalive_config().with_max_inbound_bytes(10);
     let mut c = conn_at(Role::Server, config, t);
     c.handle_read(&Raw::to(Role::Server, BINARY, [0u8; 10]).encode(), t);
     assert!(!c.wants_read());
@@ -1590,10 +1551,7 @@ fn client_and_server_session() {
 fn eof_keeps_input_held_back_by_backpressure() {
     for role in ROLES {
         let now = Instant::now();
-        let config = Config {
-            max_inbound_bytes: 100,
-            ..config()
-        };
+        let config = config().with_max_inbound_bytes(100);
         let mut c = conn_at(role, config, now);
         let mut frames: Vec<Raw> = (1..=3u8).map(|i| Raw::to(role, BINARY, [i; 60])).collect();
         frames.push(Raw::to(role, CLOSE, close_payload(1000, b"")));
@@ -1626,10 +1584,7 @@ fn eof_keeps_input_held_back_by_backpressure() {
 #[test]
 fn eof_after_held_back_input_with_a_cut_frame() {
     let now = Instant::now();
-    let config = Config {
-        max_inbound_events: 1,
-        ..config()
-    };
+    let config = config().with_max_inbound_events(1);
     let mut c = conn_at(Role::Server, config, now);
     let bytes = wire(&[
         Raw::to(Role::Server, TEXT, "a"),
@@ -1650,10 +1605,7 @@ fn eof_after_held_back_input_with_a_cut_frame() {
 fn idle_timeout_closes_with_1001() {
     for role in ROLES {
         let t = Instant::now();
-        let config = Config {
-            idle_timeout: Some(Duration::from_secs(5)),
-            ..config()
-        };
+        let config = config().with_idle_timeout(Some(Duration::from_secs(5)));
         let mut c = conn_at(role, config, t);
         assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(5)));
         c.handle_read(&Raw::to(role, TEXT, "still here").encode(), at(t, 3000));

@@ -61,10 +61,7 @@ fn pair_with(
 
 /// Compress everything (no threshold), default settings otherwise.
 fn all() -> DeflateConfig {
-    DeflateConfig {
-        threshold: 0,
-        ..DeflateConfig::default()
-    }
+    DeflateConfig::default().with_threshold(0)
 }
 
 fn pair() -> (Connection, Connection) {
@@ -369,19 +366,15 @@ fn a_final_block_ends_the_message_and_resets_the_window() {
 /// A message of `n` zero bytes deflated: about n/1000 bytes on the wire.
 fn zeros_deflated(n: usize) -> Vec<u8> {
     let (mut c, _) = pair_with(
-        &DeflateConfig {
-            level: 9,
-            mem_level: 9,
-            max_window_bits: 15,
-            threshold: 0,
-            ..DeflateConfig::default()
-        },
+        &DeflateConfig::default()
+            .with_level(9)
+            .with_mem_level(9)
+            .with_max_window_bits(15)
+            .with_threshold(0),
         &all(),
-        Config {
-            max_frame_size: usize::MAX,
-            fragment_size: usize::MAX,
-            ..config()
-        },
+        config()
+            .with_max_frame_size(usize::MAX)
+            .with_fragment_size(usize::MAX),
     );
     c.send(Message::binary(vec![0u8; n])).unwrap();
     let frames = sent_frames(&mut c);
@@ -394,10 +387,7 @@ fn inflated_size_limit_is_1009() {
     let bomb = zeros_deflated(8 << 20);
     assert!(bomb.len() < 16 << 10, "{} bytes", bomb.len());
     for limit in [0, 1, 1000, 1 << 20] {
-        let mut s = server_with(Config {
-            max_message_size: limit,
-            ..config()
-        });
+        let mut s = server_with(config().with_max_message_size(limit));
         let (evs, code) = feed_all(
             &mut s,
             &Raw::to(Role::Server, BINARY, &bomb).rsv(RSV1).encode(),
@@ -417,10 +407,7 @@ fn inflated_size_limit_is_1009() {
 #[test]
 fn a_message_at_the_limit_passes() {
     let n = 100_000;
-    let mut s = server_with(Config {
-        max_message_size: n,
-        ..config()
-    });
+    let mut s = server_with(config().with_max_message_size(n));
     let bytes = Raw::to(Role::Server, BINARY, zeros_deflated(n))
         .rsv(RSV1)
         .encode();
@@ -441,10 +428,7 @@ fn the_limit_counts_inflated_bytes_across_fragments() {
         Raw::to(Role::Server, CONT, &data[third..2 * third]).fin(false),
         Raw::to(Role::Server, CONT, &data[2 * third..]),
     ];
-    let mut s = server_with(Config {
-        max_message_size: n - 1,
-        ..config()
-    });
+    let mut s = server_with(config().with_max_message_size(n - 1));
     let (evs, code) = feed_all(&mut s, &wire(&frames));
     assert!(matches!(
         errors(&evs)[..],
@@ -514,10 +498,7 @@ fn a_bomb_allocates_no_more_than_the_limit() {
         .rsv(RSV1)
         .encode();
     let limit = 4 << 20;
-    let mut s = server_with(Config {
-        max_message_size: limit,
-        ..config()
-    });
+    let mut s = server_with(config().with_max_message_size(limit));
     let ((), peak) = counting::peak_during(|| s.handle_read(&bomb, Instant::now()));
     eprintln!(
         "bomb of {} bytes, limit {limit}: peak {peak} bytes",
@@ -541,11 +522,11 @@ fn a_chunked_bomb_is_held_back_by_the_inbound_limit() {
         .rsv(RSV1)
         .encode();
     let max_inbound = 1 << 20;
-    let mut s = server_with(Config {
-        deliver_chunks: true,
-        max_inbound_bytes: max_inbound,
-        ..config()
-    });
+    let mut s = server_with(
+        config()
+            .with_deliver_chunks(true)
+            .with_max_inbound_bytes(max_inbound),
+    );
     let ((), mut peak) = counting::peak_during(|| s.handle_read(&bomb, Instant::now()));
     assert!(!s.wants_read());
     let mut total = 0usize;
@@ -623,14 +604,7 @@ fn compressed_text_split_across_fragments_and_reads() {
 #[test]
 fn fragment_size_splits_compressed_messages() {
     let text = "fragmented after compression ".repeat(4000);
-    let (mut c, mut s) = pair_with(
-        &all(),
-        &all(),
-        Config {
-            fragment_size: 100,
-            ..config()
-        },
-    );
+    let (mut c, mut s) = pair_with(&all(), &all(), config().with_fragment_size(100));
     c.send(Message::text(text.clone())).unwrap();
     let out = transmit(&mut c);
     let frames = decode(&out);
@@ -648,10 +622,7 @@ fn deliver_chunks_with_compression() {
     c.send(Message::text(text.clone())).unwrap();
     let out = transmit(&mut c);
     for read in [7usize, 1000, 1 << 20] {
-        let mut s = server_with(Config {
-            deliver_chunks: true,
-            ..config()
-        });
+        let mut s = server_with(config().with_deliver_chunks(true));
         let mut got = Vec::new();
         let mut fins = 0;
         let mut chunks = 0;
@@ -678,10 +649,7 @@ fn deliver_chunks_with_compression() {
 
 #[test]
 fn deliver_chunks_checks_utf8_after_inflating() {
-    let mut s = server_with(Config {
-        deliver_chunks: true,
-        ..config()
-    });
+    let mut s = server_with(config().with_deliver_chunks(true));
     let frame = Raw::to(Role::Server, TEXT, deflated(b"fine, then \xc0\xaf")).rsv(RSV1);
     let (evs, code) = feed_all(&mut s, &frame.encode());
     assert_eq!(errors(&evs), [&Error::Protocol(ProtocolError::InvalidUtf8)]);
@@ -718,10 +686,7 @@ fn send_uncompressed_skips_deflate() {
 
 #[test]
 fn threshold_leaves_small_messages_alone() {
-    let cfg = DeflateConfig {
-        threshold: 64,
-        ..DeflateConfig::default()
-    };
+    let cfg = DeflateConfig::default().with_threshold(64);
     let (mut c, mut s) = pair_with(&cfg, &cfg, config());
     for (len, rsv) in [
         (0, 0),
@@ -780,10 +745,7 @@ fn threshold_zero_compresses_empty_messages() {
 
 #[test]
 fn streamed_chunks_are_compressed_even_below_the_threshold() {
-    let cfg = DeflateConfig {
-        threshold: 1000,
-        ..DeflateConfig::default()
-    };
+    let cfg = DeflateConfig::default().with_threshold(1000);
     let (mut c, mut s) = pair_with(&cfg, &cfg, config());
     c.send_chunk(DataKind::Binary, Bytes::from_static(b"ab"), false)
         .unwrap();
@@ -838,19 +800,13 @@ fn context_takeover_shrinks_repeated_messages() {
     );
 
     // The client chooses to reset its window: every message costs the same.
-    let own = DeflateConfig {
-        no_context_takeover: true,
-        ..all()
-    };
+    let own = all().with_no_context_takeover(true);
     let fresh = sizes_of_repeats(&own, &all(), &msg);
     assert!(fresh.iter().all(|&n| n == fresh[0]), "{fresh:?}");
     assert_eq!(fresh[0], takeover[0]);
 
     // The server asks the client to reset (client_no_context_takeover).
-    let asks = DeflateConfig {
-        peer_no_context_takeover: true,
-        ..all()
-    };
+    let asks = all().with_peer_no_context_takeover(true);
     let (cp, sp) = negotiate(&all(), &asks);
     assert!(cp.own_no_context_takeover && sp.peer_no_context_takeover);
     let asked = sizes_of_repeats(&all(), &asks, &msg);
@@ -861,11 +817,9 @@ fn context_takeover_shrinks_repeated_messages() {
 fn server_no_context_takeover_round_trip() {
     // The client asks the server to reset its window; the server's
     // messages then all compress alike, and the client reads them back.
-    let client = DeflateConfig {
-        peer_no_context_takeover: true,
-        peer_max_window_bits: Some(10),
-        ..all()
-    };
+    let client = all()
+        .with_peer_no_context_takeover(true)
+        .with_peer_max_window_bits(Some(10));
     let (cp, sp) = negotiate(&client, &all());
     assert!(sp.own_no_context_takeover && cp.peer_no_context_takeover);
     assert_eq!((sp.own_window_bits, cp.peer_window_bits), (10, 10));
@@ -892,15 +846,16 @@ impl Arbitrary for Settings {
     fn arbitrary(g: &mut Gen) -> Self {
         let pick = |g: &mut Gen, lo: u8, hi: u8| lo + u8::arbitrary(g) % (hi - lo + 1);
         let peer_max_window_bits = bool::arbitrary(g).then(|| pick(g, 9, 15));
-        Settings(DeflateConfig {
-            level: pick(g, 0, 9),
-            mem_level: pick(g, 1, 9),
-            max_window_bits: pick(g, 8, 15),
-            peer_max_window_bits,
-            no_context_takeover: bool::arbitrary(g),
-            peer_no_context_takeover: bool::arbitrary(g),
-            threshold: [0, 1, 64, 200][usize::arbitrary(g) % 4],
-        })
+        Settings(
+            DeflateConfig::default()
+                .with_level(pick(g, 0, 9))
+                .with_mem_level(pick(g, 1, 9))
+                .with_max_window_bits(pick(g, 8, 15))
+                .with_peer_max_window_bits(peer_max_window_bits)
+                .with_no_context_takeover(bool::arbitrary(g))
+                .with_peer_no_context_takeover(bool::arbitrary(g))
+                .with_threshold([0, 1, 64, 200][usize::arbitrary(g) % 4]),
+        )
     }
 }
 
@@ -995,11 +950,9 @@ fn round_trip_any_settings_messages_and_splits() {
         chunks: bool,
         reads: Vec<usize>,
     ) -> bool {
-        let config = Config {
-            fragment_size: usize::from(fragment).max(1) * 7,
-            deliver_chunks: chunks,
-            ..config()
-        };
+        let config = config()
+            .with_fragment_size(usize::from(fragment).max(1) * 7)
+            .with_deliver_chunks(chunks);
         let (mut c, mut s) = pair_with(&client.0, &server.0, config);
         let ok = one_way(&mut c, &mut s, &from_client, &reads, chunks)
             && one_way(&mut s, &mut c, &from_server, &reads, chunks);
@@ -1067,15 +1020,10 @@ fn negotiated_windows_are_honoured() {
             .collect::<Vec<u8>>(),
     );
     for bits in 9..=15 {
-        let client = DeflateConfig {
-            max_window_bits: bits,
-            peer_max_window_bits: Some(bits),
-            ..all()
-        };
-        let server = DeflateConfig {
-            max_window_bits: 15,
-            ..all()
-        };
+        let client = all()
+            .with_max_window_bits(bits)
+            .with_peer_max_window_bits(Some(bits));
+        let server = all().with_max_window_bits(15);
         let (cp, sp) = negotiate(&client, &server);
         assert_eq!(
             (cp.own_window_bits, cp.peer_window_bits, sp.own_window_bits),

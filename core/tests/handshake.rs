@@ -14,13 +14,11 @@ use tether_core::{http, Bytes, Xoshiro256};
 // ---- helpers ----
 
 fn request(protocols: &[&str]) -> ClientRequest {
-    ClientRequest {
-        host: "example.com:8080".into(),
-        path: "/chat?room=1".into(),
-        origin: Some("https://example.com".into()),
-        protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..ClientRequest::default()
-    }
+    ClientRequest::default()
+        .with_host("example.com:8080".into())
+        .with_path("/chat?room=1".into())
+        .with_origin(Some("https://example.com".into()))
+        .with_protocols(protocols.iter().map(|p| p.to_string()).collect())
 }
 
 /// A client handshake from `seed`: its state and the request bytes.
@@ -303,10 +301,7 @@ fn client_response_byte_by_byte_with_leftover() {
 /// An endless response head fails instead of buffering forever.
 #[test]
 fn client_refuses_oversized_response() {
-    let limits = HandshakeLimits {
-        max_head_size: 1024,
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_max_head_size(1024);
     let (mut hs, _) = ClientHandshake::new(
         &request(&[]),
         limits,
@@ -342,10 +337,7 @@ fn client_refuses_garbage() {
 #[test]
 fn client_handshake_timeout() {
     let now = Instant::now();
-    let limits = HandshakeLimits {
-        timeout: Duration::from_secs(5),
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_timeout(Duration::from_secs(5));
     let (hs, _) = ClientHandshake::new(&request(&[]), limits, &mut Xoshiro256::from_seed(1), now)
         .expect("valid request");
     assert_eq!(hs.poll_timeout(), now + Duration::from_secs(5));
@@ -371,10 +363,7 @@ fn server_accepts_valid_request() {
     assert_eq!(req.uri().path(), "/chat");
     assert_eq!(req.headers()["origin"], "http://example.com");
     assert_eq!(hs.offered_protocols(), ["chat", "superchat"]);
-    let mut accept = Accept {
-        protocol: Some("superchat".into()),
-        ..Accept::default()
-    };
+    let mut accept = Accept::default().with_protocol(Some("superchat".into()));
     accept.headers.insert("set-cookie", "id=1".parse().unwrap());
     let response = String::from_utf8(hs.accept(&accept).unwrap()).unwrap();
     assert!(
@@ -410,10 +399,7 @@ fn server_accepts_without_subprotocol() {
 fn server_refuses_unoffered_subprotocol() {
     let mut hs = server();
     hs.handle_read(valid_request().as_bytes()).unwrap().unwrap();
-    let accept = Accept {
-        protocol: Some("mqtt".into()),
-        ..Accept::default()
-    };
+    let accept = Accept::default().with_protocol(Some("mqtt".into()));
     assert_eq!(
         hs.accept(&accept).unwrap_err(),
         HandshakeError::ProtocolNotOffered("mqtt".into())
@@ -537,10 +523,7 @@ fn server_refuses_other_versions() {
 /// A head past max_head_size fails with 431, even when it never ends.
 #[test]
 fn server_refuses_oversized_heads() {
-    let limits = HandshakeLimits {
-        max_head_size: 512,
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_max_head_size(512);
     // A complete head that is too large.
     let big = valid_request_with("Origin:", &format!("X-Pad: {}\r\nOrigin:", "a".repeat(600)));
     let err = ServerHandshake::new(limits.clone(), Instant::now())
@@ -570,10 +553,7 @@ fn server_refuses_oversized_heads() {
 /// More header fields than max_headers fails with 431.
 #[test]
 fn server_refuses_too_many_headers() {
-    let limits = HandshakeLimits {
-        max_headers: 8,
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_max_headers(8);
     let extra: String = (0..10).map(|i| format!("X-H{i}: v\r\n")).collect();
     let req = valid_request_with("Origin:", &format!("{extra}Origin:"));
     let err = ServerHandshake::new(limits, Instant::now())
@@ -633,10 +613,7 @@ fn client_and_server_agree() {
         .expect("valid request");
     let choice = server.offered_protocols()[1].clone();
     let response = server
-        .accept(&Accept {
-            protocol: Some(choice),
-            ..Accept::default()
-        })
+        .accept(&Accept::default().with_protocol(Some(choice)))
         .unwrap();
     let (resp, rest) = client.handle_read(&response).unwrap().expect("complete");
     assert_eq!(resp.protocol.as_deref(), Some("v1.proto"));

@@ -158,10 +158,7 @@ struct Expected {
 
 /// Runs the steps on a sender of `role` and returns the bytes it wrote.
 fn run_sender(role: Role, steps: &[Step], fragment_size: usize, seed: u64) -> (Vec<u8>, Expected) {
-    let config = Config {
-        fragment_size,
-        ..config()
-    };
+    let config = config().with_fragment_size(fragment_size);
     let mut c = Connection::new(
         role,
         config,
@@ -320,10 +317,7 @@ fn split_input_gives_the_same_chunked_messages() {
     fn prop(steps: Vec<Step>, fragment: u16, seed: u64, reads: Reads) -> bool {
         let fragment = 1 + fragment as usize % 2000;
         let (bytes, expected) = run_sender(Role::Client, &steps, fragment, seed);
-        let config = Config {
-            deliver_chunks: true,
-            ..config()
-        };
+        let config = config().with_deliver_chunks(true);
         let mut server = receiver(Role::Server, config);
         let mut messages = Vec::new();
         let mut current: Option<(DataKind, Vec<u8>)> = None;
@@ -364,11 +358,9 @@ fn backpressure_keeps_every_event() {
         eof: bool,
     ) -> bool {
         let (bytes, expected) = run_sender(Role::Client, &steps, 1 << 20, seed);
-        let config = Config {
-            max_inbound_bytes: 1 + max_bytes as usize,
-            max_inbound_events: 1 + max_events as usize % 4,
-            ..config()
-        };
+        let config = config()
+            .with_max_inbound_bytes(1 + max_bytes as usize)
+            .with_max_inbound_events(1 + max_events as usize % 4);
         let mut c = receiver(Role::Server, config);
         let now = Instant::now();
         let mut got = Vec::new();
@@ -521,17 +513,15 @@ fn arbitrary_input_never_panics() {
         timer_ms: Vec<u16>,
     ) -> TestResult {
         let role = if client { Role::Client } else { Role::Server };
-        let config = Config {
-            max_frame_size: 64,
-            max_message_size: 128,
-            max_inbound_bytes: 100,
-            max_inbound_events: 4,
-            deliver_chunks: chunks,
-            ping_interval: Some(Duration::from_millis(300)),
-            ping_timeout: Some(Duration::from_millis(300)),
-            close_timeout: Duration::from_millis(500),
-            ..Config::default()
-        };
+        let config = Config::default()
+            .with_max_frame_size(64)
+            .with_max_message_size(128)
+            .with_max_inbound_bytes(100)
+            .with_max_inbound_events(4)
+            .with_deliver_chunks(chunks)
+            .with_ping_interval(Some(Duration::from_millis(300)))
+            .with_ping_timeout(Some(Duration::from_millis(300)))
+            .with_close_timeout(Duration::from_millis(500));
         let t0 = Instant::now();
         let mut c = receiver(role, config);
         let mut got = feed(&mut c, &junk.0, &reads, t0);

@@ -18,11 +18,9 @@ const MIB: usize = 1 << 20;
 const BIG: usize = 100 * MIB;
 
 fn keepalive_1s() -> Config {
-    Config {
-        ping_interval: Some(Duration::from_secs(1)),
-        ping_timeout: Some(Duration::from_secs(1)),
-        ..Config::default()
-    }
+    Config::default()
+        .with_ping_interval(Some(Duration::from_secs(1)))
+        .with_ping_timeout(Some(Duration::from_secs(1)))
 }
 
 /// 100 MiB whose bytes repeat with a period of 251 (a prime, so no two
@@ -240,10 +238,7 @@ fn early_pong_mid_message_does_not_answer_the_queued_ping() {
 fn keepalive_failure_ends_at_the_close_timeout() {
     for role in [Role::Server, Role::Client] {
         let t = Instant::now();
-        let config = Config {
-            close_timeout: Duration::from_secs(3),
-            ..keepalive_1s()
-        };
+        let config = keepalive_1s().with_close_timeout(Duration::from_secs(3));
         let mut c = conn_at(role, config, t);
         c.handle_timeout(at(t, 1000));
         c.handle_timeout(at(t, 2000));
@@ -272,10 +267,7 @@ fn keepalive_failure_ends_at_the_close_timeout() {
 #[test]
 fn trickled_handshake_times_out_at_the_first_deadline() {
     let t = Instant::now();
-    let limits = HandshakeLimits {
-        timeout: Duration::from_secs(5),
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_timeout(Duration::from_secs(5));
     let mut hs = ServerHandshake::new(limits, t);
     let request = b"GET / HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n";
     for (i, b) in request.iter().enumerate() {
@@ -298,13 +290,11 @@ fn trickled_handshake_times_out_at_the_first_deadline() {
 #[test]
 fn durations_too_large_for_the_clock_saturate() {
     let now = Instant::now();
-    let config = Config {
-        ping_interval: Some(Duration::MAX),
-        ping_timeout: Some(Duration::MAX),
-        close_timeout: Duration::MAX,
-        idle_timeout: Some(Duration::MAX),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_ping_interval(Some(Duration::MAX))
+        .with_ping_timeout(Some(Duration::MAX))
+        .with_close_timeout(Duration::MAX)
+        .with_idle_timeout(Some(Duration::MAX));
     let mut server = conn_at(Role::Server, config, now);
     let year = Duration::from_secs(365 * 24 * 3600);
     assert!(server.poll_timeout().is_some_and(|t| t >= now + year));
@@ -328,10 +318,7 @@ fn durations_too_large_for_the_clock_saturate() {
     );
     assert!(client.poll_timeout().is_some_and(|t| t >= now + year));
 
-    let limits = HandshakeLimits {
-        timeout: Duration::MAX,
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_timeout(Duration::MAX);
     let hs = ServerHandshake::new(limits, now);
     assert!(hs.poll_timeout() >= now + year);
     assert_eq!(hs.handle_timeout(now + year), Ok(()));

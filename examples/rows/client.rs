@@ -80,10 +80,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     let mut reconnector = Reconnector::smol(
         &config.url,
         client_options(),
-        ReconnectOptions {
-            backoff: config.backoff.clone(),
-            ..Default::default()
-        },
+        ReconnectOptions::default().with_backoff(config.backoff.clone()),
     )
     .on_event({
         let (connections, backoff_us, progress) =
@@ -130,11 +127,9 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
 
 /// The resume subprotocol; no compression (see the server's options).
 fn client_options() -> ClientOptions {
-    ClientOptions {
-        protocols: vec![SUBPROTOCOL.into()],
-        deflate: Vec::new(),
-        ..Default::default()
-    }
+    ClientOptions::default()
+        .with_protocols(vec![SUBPROTOCOL.into()])
+        .with_deflate(Vec::new())
 }
 
 /// Commits each batch with its position, and reports it.
@@ -174,10 +169,8 @@ fn write_batches(
 
 /// Backoff for a demo on loopback: quick first retries, a short cap.
 pub fn quick_backoff() -> BackoffConfig {
-    BackoffConfig {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(500),
-        reset_after: Duration::from_millis(500),
-        ..Default::default()
-    }
+    BackoffConfig::default()
+        .with_initial(Duration::from_millis(20))
+        .with_max(Duration::from_millis(500))
+        .with_reset_after(Duration::from_millis(500))
 }

@@ -56,10 +56,7 @@ async fn serve_one(
             .flat_map(|v| v.split(','))
             .any(|p| p.trim() == SUBPROTOCOL);
         if offered {
-            Ok(Accept {
-                protocol: Some(SUBPROTOCOL.into()),
-                ..Default::default()
-            })
+            Ok(Accept::default().with_protocol(Some(SUBPROTOCOL.into())))
         } else {
             let mut response = Response::new(Bytes::from_static(
                 b"this endpoint speaks the tether.resume.v1 subprotocol only\n",
@@ -80,10 +77,7 @@ async fn serve_one(
 /// Compression stays off: the binary rows compress about 2:1, which on
 /// loopback costs more CPU than it saves.
 fn server_options() -> ServerOptions {
-    ServerOptions {
-        deflate: None,
-        ..Default::default()
-    }
+    ServerOptions::default().with_deflate(None)
 }
 
 /// The table from `from` on, as finished batches: a thread reads SQLite

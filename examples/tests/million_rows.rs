@@ -13,7 +13,6 @@ use std::sync::OnceLock;
 
 use indicatif::ProgressBar;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
-use tether::reconnect::BackoffConfig;
 use tether_examples::rows::{client, db, relay, server, spawn_server};
 
 const ROWS: u64 = 3_000;
@@ -112,11 +111,9 @@ fn transfer(chaos: &Chaos, name: &str) -> (u64, u64, u64) {
             url: format!("ws://{}/readings", relay.addr()),
             db: target.clone(),
             window: chaos.window,
-            backoff: BackoffConfig {
-                initial: std::time::Duration::from_millis(1),
-                max: std::time::Duration::from_millis(20),
-                ..client::quick_backoff()
-            },
+            backoff: client::quick_backoff()
+                .with_initial(std::time::Duration::from_millis(1))
+                .with_max(std::time::Duration::from_millis(20)),
         },
         ProgressBar::hidden(),
     ))

@@ -165,13 +165,8 @@ fn answer(mut stream: TcpStream, page: &str) -> Option<String> {
 #[test]
 #[ignore = "needs chromium (apt-get install chromium, or set TETHER_CHROMIUM); run with --include-ignored"]
 fn chromium_against_smol_and_tokio_servers() {
-    let options = ServerOptions {
-        config: Config {
-            max_message_size: 4 << 20,
-            ..Config::without_keepalive()
-        },
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .with_config(Config::without_keepalive().with_max_message_size(4 << 20));
     let mut servers = vec![("smol", EchoServer::start(Rt::Smol, options.clone(), 1))];
     #[cfg(feature = "tokio")]
     servers.push(("tokio", EchoServer::start(Rt::Tokio, options.clone(), 1)));

@@ -153,13 +153,8 @@ fn messages() -> Vec<Message> {
 /// ("default": websockets' own offer; "tight": no context takeover both
 /// ways and small windows).
 fn python_client(rt: Rt, mode: &str) {
-    let options = ServerOptions {
-        config: Config {
-            max_message_size: 4 << 20,
-            ..Config::without_keepalive()
-        },
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .with_config(Config::without_keepalive().with_max_message_size(4 << 20));
     let server = EchoServer::start(rt, options, 1);
     let dir = TempDir::new("py-client");
     let mut client = script(
@@ -230,15 +225,13 @@ fn python_client_tokio_server_no_context_takeover() {
 fn offers(mode: &str) -> Vec<DeflateConfig> {
     match mode {
         "default" => ClientOptions::default().deflate,
-        _ => vec![DeflateConfig {
-            max_window_bits: 9,
-            peer_max_window_bits: Some(10),
-            no_context_takeover: true,
-            peer_no_context_takeover: true,
-            threshold: 0,
-            level: 6,
-            ..DeflateConfig::default()
-        }],
+        _ => vec![DeflateConfig::default()
+            .with_max_window_bits(9)
+            .with_peer_max_window_bits(Some(10))
+            .with_no_context_takeover(true)
+            .with_peer_no_context_takeover(true)
+            .with_threshold(0)
+            .with_level(6)],
     }
 }
 
@@ -248,14 +241,9 @@ fn python_server(rt: Rt, mode: &str) {
     let mut server = script(&dir, "server.py", SERVER_PY, &[&sizes_arg()]);
     let port = server.line_with("PORT ", TIMEOUT);
     let url = format!("ws://127.0.0.1:{port}/");
-    let options = ClientOptions {
-        config: Config {
-            max_message_size: 4 << 20,
-            ..Config::without_keepalive()
-        },
-        deflate: offers(mode),
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default()
+        .with_config(Config::without_keepalive().with_max_message_size(4 << 20))
+        .with_deflate(offers(mode));
     let (compressed, ext) = match rt {
         Rt::Smol => smol::block_on(async {
             let ws = within("connect", tether::smol::connect_with(&url, options)).await;

@@ -759,20 +759,14 @@ fn offered(req: &http::Request<()>) -> Vec<String> {
 }
 
 fn offering(protocols: &[&str]) -> ClientOptions {
-    ClientOptions {
-        protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..ClientOptions::default()
-    }
+    ClientOptions::default().with_protocols(protocols.iter().map(|p| p.to_string()).collect())
 }
 
 pub async fn subprotocol_negotiation<R: Rt>() {
     let (url, server) = serve_with::<R, _, _>(1, || {
         |req: &http::Request<()>| {
             assert_eq!(offered(req), ["a", "b"], "offered in the client's order");
-            Ok(Accept {
-                protocol: Some("b".into()),
-                ..Accept::default()
-            })
+            Ok(Accept::default().with_protocol(Some("b".into())))
         }
     })
     .await;
@@ -794,14 +788,7 @@ pub async fn subprotocol_negotiation<R: Rt>() {
 }
 
 pub async fn subprotocol_not_offered<R: Rt>() {
-    let choose_c = || {
-        |_: &http::Request<()>| {
-            Ok(Accept {
-                protocol: Some("c".into()),
-                ..Accept::default()
-            })
-        }
-    };
+    let choose_c = || |_: &http::Request<()>| Ok(Accept::default().with_protocol(Some("c".into())));
     let (url, server) = serve_with::<R, _, _>(1, choose_c).await;
     let client = R::connect_with(&url, offering(&["a", "b"])).await;
     assert_eq!(
@@ -1000,20 +987,15 @@ pub async fn slow_reader_backpressure<R: Rt>() {
 // ---- 10. timers: keepalive, close and handshake timeouts ----
 
 fn with_config(config: Config) -> ServerOptions {
-    ServerOptions {
-        config,
-        ..ServerOptions::default()
-    }
+    ServerOptions::default().with_config(config)
 }
 
 /// The server pings on its own; the tether client answers while its
 /// stream is read; the server measures the round trip.
 pub async fn keepalive_measures_latency<R: Rt>() {
-    let config = Config {
-        ping_interval: Some(Duration::from_millis(50)),
-        ping_timeout: Some(Duration::from_secs(30)),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_ping_interval(Some(Duration::from_millis(50)))
+        .with_ping_timeout(Some(Duration::from_secs(30)));
     let (url, server) =
         serve_with_options::<R, _, _>(with_config(config), |mut ws: Ws<R>| async move {
             // The client sends nothing of its own: the first message is
@@ -1047,11 +1029,9 @@ pub async fn keepalive_measures_latency<R: Rt>() {
 
 /// A peer that never answers pings fails the connection with 1011.
 pub async fn keepalive_timeout_closes_1011<R: Rt>() {
-    let config = Config {
-        ping_interval: Some(Duration::from_millis(50)),
-        ping_timeout: Some(Duration::from_millis(100)),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_ping_interval(Some(Duration::from_millis(50)))
+        .with_ping_timeout(Some(Duration::from_millis(100)));
     let (listener, addr) = R::listen().await;
     let peer = raw::spawn(move || {
         let mut peer = RawPeer::upgrade(addr);
@@ -1087,11 +1067,9 @@ pub async fn keepalive_timeout_closes_1011<R: Rt>() {
 /// `close()` would wait for the keepalive instead and the scenario would
 /// hit its own timeout.
 pub async fn close_timeout_without_answer<R: Rt>() {
-    let config = Config {
-        ping_interval: Some(Duration::from_secs(600)),
-        close_timeout: Duration::from_millis(200),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_ping_interval(Some(Duration::from_secs(600)))
+        .with_close_timeout(Duration::from_millis(200));
     let (listener, addr) = R::listen().await;
     let peer = raw::spawn(move || {
         let mut peer = RawPeer::upgrade(addr);
@@ -1119,10 +1097,7 @@ pub async fn close_timeout_without_answer<R: Rt>() {
 
 /// A peer that stalls in the opening handshake, on either side.
 pub async fn handshake_timeouts<R: Rt>() {
-    let limits = HandshakeLimits {
-        timeout: Duration::from_millis(200),
-        ..HandshakeLimits::default()
-    };
+    let limits = HandshakeLimits::default().with_timeout(Duration::from_millis(200));
 
     // A client that sends half a request.
     let (listener, addr) = R::listen().await;
@@ -1132,10 +1107,7 @@ pub async fn handshake_timeouts<R: Rt>() {
         peer.read_to_end()
     });
     let tcp = R::accept_tcp(&listener).await;
-    let options = ServerOptions {
-        limits: limits.clone(),
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().with_limits(limits.clone());
     let accepted = R::accept_with(tcp, options, |_| Ok(Accept::default())).await;
     let _ = raw::join(peer); // it saw the connection end
     assert!(
@@ -1157,10 +1129,7 @@ pub async fn handshake_timeouts<R: Rt>() {
         peer.read_to_end();
         request
     });
-    let options = ClientOptions {
-        limits,
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().with_limits(limits);
     let connected = R::connect_with(&format!("ws://{addr}/silent"), options).await;
     let request = raw::join(silent);
     assert!(

@@ -76,14 +76,14 @@ fn setting(window: u8, mem: u8, level: u8, no_context_takeover: bool) -> Setting
     }
     Setting {
         name,
-        deflate: Some(DeflateConfig {
-            level,
-            mem_level: mem,
-            max_window_bits: window,
-            no_context_takeover,
-            peer_no_context_takeover: no_context_takeover,
-            ..DeflateConfig::default()
-        }),
+        deflate: Some(
+            DeflateConfig::default()
+                .with_level(level)
+                .with_mem_level(mem)
+                .with_max_window_bits(window)
+                .with_no_context_takeover(no_context_takeover)
+                .with_peer_no_context_takeover(no_context_takeover),
+        ),
     }
 }
 
@@ -208,11 +208,9 @@ fn negotiate(cfg: &DeflateConfig) -> (DeflateParams, DeflateParams) {
 }
 
 fn config() -> Config {
-    Config {
-        max_message_size: 64 << 20,
-        max_inbound_bytes: 64 << 20,
-        ..Config::without_keepalive()
-    }
+    Config::without_keepalive()
+        .with_max_message_size(64 << 20)
+        .with_max_inbound_bytes(64 << 20)
 }
 
 /// A client and a server connection with `setting`.

@@ -16,14 +16,11 @@ static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
 static KEEPALIVE_OPTIONS: LazyLock<ServerOptions> = LazyLock::new(keepalive_options);
 
 fn options() -> ServerOptions {
-    ServerOptions {
-        config: Config {
-            max_message_size: super::MAX_MESSAGE,
-            max_frame_size: super::MAX_MESSAGE,
-            ..Config::without_keepalive()
-        },
-        ..ServerOptions::default()
-    }
+    ServerOptions::default().with_config(
+        Config::without_keepalive()
+            .with_max_message_size(super::MAX_MESSAGE)
+            .with_max_frame_size(super::MAX_MESSAGE),
+    )
 }
 
 /// Keepalive on, pinging every 2 s so that the idle scenario's hold

@@ -33,24 +33,14 @@ fn main() {
 /// Two deflate offers: with context takeover, then without (the fuzzing
 /// server's cases pick either), both letting the server size our window.
 fn options(args: &Args) -> ClientOptions {
-    let offer = DeflateConfig {
-        max_window_bits: 15,
+    let offer = DeflateConfig::default()
+        .with_max_window_bits(15)
         // kosoku mishandles uncompressed messages on a compressed
         // connection (it hashes them as str), so compress them all.
-        threshold: 0,
-        ..DeflateConfig::default()
-    };
-    ClientOptions {
-        config: args.config(),
-        deflate: vec![
-            offer.clone(),
-            DeflateConfig {
-                no_context_takeover: true,
-                ..offer
-            },
-        ],
-        ..ClientOptions::default()
-    }
+        .with_threshold(0);
+    ClientOptions::default()
+        .with_config(args.config())
+        .with_deflate(vec![offer.clone(), offer.with_no_context_takeover(true)])
 }
 
 /// The Autobahn client protocol, once per runtime: `$connect` opens a

@@ -11,17 +11,15 @@ const USAGE: &str = "usage: testee-server --runtime smol|tokio|mio --addr HOST:P
 fn main() {
     let args = Args::parse("--addr", USAGE);
     // Accept deflate with a full window, as most peers expect.
-    let options = ServerOptions {
-        config: args.config(),
-        deflate: Some(DeflateConfig {
-            max_window_bits: 15,
-            // kosoku mishandles uncompressed messages on a compressed
-            // connection (it hashes them as str), so compress them all.
-            threshold: 0,
-            ..DeflateConfig::default()
-        }),
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default()
+        .with_config(args.config())
+        .with_deflate(Some(
+            DeflateConfig::default()
+                .with_max_window_bits(15)
+                // kosoku mishandles uncompressed messages on a compressed
+                // connection (it hashes them as str), so compress them all.
+                .with_threshold(0),
+        ));
     let result = match args.runtime.as_str() {
         "smol" => smol::block_on(serve_smol(&args.target, options)),
         "tokio" => tokio::runtime::Runtime::new()

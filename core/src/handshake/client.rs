@@ -17,6 +17,7 @@ use crate::rng::RandomSource;
 
 /// What the client asks for.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ClientRequest {
     /// Host header value (`host` or `host:port`).
     pub host: String,
@@ -35,6 +36,20 @@ pub struct ClientRequest {
     #[cfg(feature = "deflate")]
     pub deflate: Vec<crate::deflate::DeflateConfig>,
 }
+
+crate::__with_setters!(ClientRequest {
+    with_host => host: String,
+    with_path => path: String,
+    with_secure => secure: bool,
+    with_origin => origin: Option<String>,
+    with_protocols => protocols: Vec<String>,
+    with_headers => headers: http::HeaderMap,
+});
+
+#[cfg(feature = "deflate")]
+crate::__with_setters!(ClientRequest {
+    with_deflate => deflate: Vec<crate::deflate::DeflateConfig>,
+});
 
 impl ClientRequest {
     /// A request for `ws://host[:port]/path` or `wss://…` (which sets

@@ -28,6 +28,7 @@ pub fn accept_key(key: &[u8]) -> String {
 /// Bounds on the HTTP head, so a peer cannot make the handshake buffer or
 /// wait without limit.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HandshakeLimits {
     /// Largest request or response head, in bytes (431 or an error past it).
     pub max_head_size: usize,
@@ -36,6 +37,12 @@ pub struct HandshakeLimits {
     /// Time allowed for the whole handshake.
     pub timeout: Duration,
 }
+
+crate::__with_setters!(HandshakeLimits {
+    with_max_head_size => max_head_size: usize,
+    with_max_headers => max_headers: usize,
+    with_timeout => timeout: Duration,
+});
 
 impl Default for HandshakeLimits {
     /// A 16 KiB head with at most 100 fields, within 10 s.

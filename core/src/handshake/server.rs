@@ -20,12 +20,18 @@ use super::{
 
 /// The application's yes to a request.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Accept {
     /// The subprotocol chosen; it must be one the client offered.
     pub protocol: Option<String>,
     /// Extra response headers (cookies, for example).
     pub headers: http::HeaderMap,
 }
+
+crate::__with_setters!(Accept {
+    with_protocol => protocol: Option<String>,
+    with_headers => headers: http::HeaderMap,
+});
 
 /// Parses the request and writes the response.
 #[derive(Debug)]

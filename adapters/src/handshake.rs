@@ -237,12 +237,7 @@ async fn server_inner<S: Transport, R: Runtime>(
         }
     };
     let rest = hs.take_leftover();
-    let conn = Connection::new(
-        Role::Server,
-        options.config.clone(),
-        os_rng(),
-        R::now(),
-    );
+    let conn = Connection::new(Role::Server, options.config.clone(), os_rng(), R::now());
     #[cfg(feature = "deflate")]
     let conn = conn.with_deflate(hs.deflate_params());
     let mut ws = WebSocket::from_parts(io, conn, protocol);

@@ -1,5 +1,5 @@
 //! What the reconnecting client and the pool need from a runtime beyond
-//! its timer: opening a client connection to a URL. Implemented here for
+//! its clock and timer: opening a client connection to a URL. Implemented here for
 //! smol and tokio, so those modules stay as they are.
 
 use std::future::{poll_fn, Future};

@@ -1,6 +1,6 @@
 //! What the reconnecting client and the pool need from a runtime beyond
-//! its clock and timer: opening a client connection to a URL. Implemented here for
-//! smol and tokio, so those modules stay as they are.
+//! its clock and timer: opening a client connection to a URL. Implemented
+//! here for smol and tokio, so those modules stay as they are.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};

@@ -55,14 +55,8 @@ impl TestRt for tether::smol::Smol {
 #[cfg(feature = "tokio")]
 impl TestRt for tether::tokio::Tokio {
     const VIRTUAL: bool = true;
-    /// tokio does not auto-advance while a blocking task runs: one waits
-    /// for the guard's drop.
     fn hold() -> Hold {
-        let (release, wait) = mpsc::channel::<()>();
-        drop(tokio::task::spawn_blocking(move || {
-            let _ = wait.recv();
-        }));
-        Hold(Some(release))
+        Hold(Some(crate::paused::hold()))
     }
     async fn advance(d: Duration) {
         tokio::time::advance(d).await;

@@ -321,19 +321,9 @@ mod tokio_rt {
                 .expect("tokio runtime")
                 .block_on(fut)
         }
-        /// tokio does not auto-advance a paused clock while a blocking
-        /// task runs: one waits until `fut` is done.
         async fn io<T>(fut: impl Future<Output = T> + Send) -> T {
-            let release = PAUSED.then(|| {
-                let (release, wait) = mpsc::channel::<()>();
-                drop(tokio::task::spawn_blocking(move || {
-                    let _ = wait.recv();
-                }));
-                release
-            });
-            let out = fut.await;
-            drop(release);
-            out
+            let _hold = PAUSED.then(crate::paused::hold);
+            fut.await
         }
         async fn advance(d: Duration) {
             if PAUSED {

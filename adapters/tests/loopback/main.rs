@@ -17,6 +17,9 @@
 mod harness;
 #[cfg(feature = "mio")]
 mod mio_rt;
+#[cfg(feature = "tokio")]
+#[path = "../paused/mod.rs"]
+mod paused;
 mod raw;
 mod scenarios;
 

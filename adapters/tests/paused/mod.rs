@@ -48,18 +48,29 @@ where
     }
 }
 
-/// Runs `fut` with the paused clock held still (it moves only by
-/// `tokio::time::advance`), so real I/O inside takes no virtual time.
-/// tokio does not auto-advance while a blocking task runs; one waits here
-/// until `fut` is done.
-pub async fn held<F: Future>(fut: F) -> F::Output {
+/// Holds the paused clock still (it moves only by `tokio::time::advance`)
+/// until the returned sender is dropped, and a little after: tokio does
+/// not auto-advance while a blocking task runs, and one waits for that
+/// drop.
+pub fn hold() -> mpsc::Sender<()> {
+    hold_task().0
+}
+
+fn hold_task() -> (mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (release, wait) = mpsc::channel::<()>();
-    let hold = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let _ = wait.recv();
     });
+    (release, task)
+}
+
+/// Runs `fut` with the paused clock held still, so real I/O inside takes
+/// no virtual time; the clock may jump again once this returns.
+pub async fn held<F: Future>(fut: F) -> F::Output {
+    let (release, task) = hold_task();
     let out = fut.await;
     drop(release);
-    hold.await.expect("the clock's hold");
+    task.await.expect("the clock's hold");
     out
 }
 

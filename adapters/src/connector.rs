@@ -1,6 +1,6 @@
 //! What the reconnecting client and the pool need from a runtime beyond
-//! its timer: opening a client connection to a URL. Implemented here for
-//! smol and tokio, so those modules stay as they are.
+//! its clock and timer: opening a client connection to a URL. Implemented
+//! here for smol and tokio, so those modules stay as they are.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
@@ -71,14 +71,14 @@ pub(crate) async fn within<R: Runtime, T>(
 /// Sleeps for `d` on the runtime's timer.
 pub(crate) async fn sleep<R: Runtime>(d: Duration) {
     if !d.is_zero() {
-        R::sleep_until(deadline_after(d)).await;
+        R::sleep_until(deadline_after::<R>(d)).await;
     }
 }
 
-/// `d` from now; a duration too large for the clock is a year (an
-/// `Instant` cannot hold "never" on every platform).
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
+/// `d` from now on `R`'s clock; a duration too large for the clock is a
+/// year (an `Instant` cannot hold "never" on every platform).
+pub(crate) fn deadline_after<R: Runtime>(d: Duration) -> Instant {
+    let now = R::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }

@@ -276,7 +276,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     /// Hands the core bytes that arrived with the handshake response.
     pub(crate) fn feed_initial(&mut self, data: &[u8]) {
-        self.s.conn.handle_read(data, Instant::now());
+        self.s.conn.handle_read(data, R::now());
     }
 
     /// Does every piece of I/O that can proceed now (see `drive_io`). When
@@ -402,7 +402,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         if self.s.timer_armed && self.s.sleep.as_ref().is_some_and(|(_, armed)| *armed <= at) {
             return false;
         }
-        let now = Instant::now();
+        let now = R::now();
         let due = now >= at || {
             let (sleep, armed) = self.s.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
             if *armed != at {
@@ -438,7 +438,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 let r = io.poll_read(cx, &mut scratch);
                 if let Poll::Ready(Ok(n)) = r {
                     if n > 0 {
-                        conn.handle_read(&scratch[..n], Instant::now());
+                        conn.handle_read(&scratch[..n], R::now());
                     }
                 }
                 Some(r.map_ok(|n| (n, n == scratch.len())))
@@ -449,16 +449,16 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             let len = buf.len();
             let r = io.poll_read(cx, buf);
             match r {
-                Poll::Ready(Ok(n)) if n > 0 => conn.commit_read(n, Instant::now()),
+                Poll::Ready(Ok(n)) if n > 0 => conn.commit_read(n, R::now()),
                 // Hand the buffer back, so an idle connection keeps none.
-                Poll::Pending => conn.commit_read(0, Instant::now()),
+                Poll::Pending => conn.commit_read(0, R::now()),
                 _ => {}
             }
             r.map_ok(|n| (n, n == len))
         });
         match r {
             Poll::Ready(Ok((0, _))) => {
-                self.s.conn.handle_eof(Instant::now());
+                self.s.conn.handle_eof(R::now());
                 self.s.streaming = false;
                 Poll::Ready(Ok(()))
             }

@@ -167,7 +167,7 @@ async fn client_inner<S: Transport, R: Runtime>(
 ) -> Result<WebSocket<S, R>, Error> {
     let mut rng = os_rng();
     let (mut hs, bytes) =
-        ClientHandshake::new(request, options.limits.clone(), &mut *rng, Instant::now())?;
+        ClientHandshake::new(request, options.limits.clone(), &mut *rng, R::now())?;
     let deadline = hs.poll_timeout();
     let (response, rest) = before::<R, _>(deadline, async {
         write_all(&mut io, &bytes).await?;
@@ -180,7 +180,7 @@ async fn client_inner<S: Transport, R: Runtime>(
         }
     })
     .await??;
-    let conn = Connection::new(Role::Client, options.config.clone(), rng, Instant::now());
+    let conn = Connection::new(Role::Client, options.config.clone(), rng, R::now());
     #[cfg(feature = "deflate")]
     let conn = conn.with_deflate(response.deflate);
     let mut ws = WebSocket::from_parts(io, conn, response.protocol);
@@ -205,7 +205,7 @@ async fn server_inner<S: Transport, R: Runtime>(
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S, R>, Error> {
-    let hs = ServerHandshake::new(options.limits.clone(), Instant::now());
+    let hs = ServerHandshake::new(options.limits.clone(), R::now());
     #[cfg(feature = "deflate")]
     let hs = hs.with_deflate(options.deflate.clone());
     let mut hs = hs;
@@ -252,12 +252,7 @@ async fn server_inner<S: Transport, R: Runtime>(
         }
     };
     let rest = hs.take_leftover();
-    let conn = Connection::new(
-        Role::Server,
-        options.config.clone(),
-        os_rng(),
-        Instant::now(),
-    );
+    let conn = Connection::new(Role::Server, options.config.clone(), os_rng(), R::now());
     #[cfg(feature = "deflate")]
     let conn = conn.with_deflate(hs.deflate_params());
     let mut ws = WebSocket::from_parts(io, conn, protocol);

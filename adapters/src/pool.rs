@@ -223,7 +223,7 @@ impl<R: Connector> Pool<R> {
     /// `TimedOut`); a connect that fails returns its error.
     pub async fn checkout(&self, url: &str) -> Result<Pooled<R>, Error> {
         let shared = &self.shared;
-        let deadline = connector::deadline_after(shared.options.checkout_timeout);
+        let deadline = connector::deadline_after::<R>(shared.options.checkout_timeout);
         loop {
             let (step, expired) = shared.next_step(url);
             for ws in expired {
@@ -240,7 +240,7 @@ impl<R: Connector> Pool<R> {
                 }
                 Step::Connect => {
                     let slot = Slot::new(shared, url);
-                    let connect_by = connector::deadline_after(shared.options.connect_timeout);
+                    let connect_by = connector::deadline_after::<R>(shared.options.connect_timeout);
                     let ws = connector::within::<R, _>(
                         connect_by,
                         R::connect(url, shared.client.clone()),
@@ -271,7 +271,7 @@ impl<R: Connector> Pool<R> {
     pub fn evict_idle(&self) -> usize {
         let expired: Vec<_> = {
             let mut endpoints = self.shared.lock();
-            let now = Instant::now();
+            let now = R::now();
             let mut expired = Vec::new();
             for ep in endpoints.values_mut() {
                 expired.extend(self.shared.take_expired(ep, now));
@@ -309,7 +309,7 @@ impl<R: Connector> Shared<R> {
     fn next_step(&self, url: &str) -> (Step<R>, Vec<WebSocket<R::Io, R>>) {
         let mut endpoints = self.lock();
         let ep = endpoints.entry(url.to_owned()).or_default();
-        let expired = self.take_expired(ep, Instant::now());
+        let expired = self.take_expired(ep, R::now());
         // Most recently returned first: the likeliest alive, and the
         // others age out when traffic drops.
         let step = if let Some((ws, _)) = ep.idle.pop() {
@@ -360,7 +360,7 @@ impl<R: Connector> Shared<R> {
     fn give_back(&self, url: &str, ws: WebSocket<R::Io, R>) {
         let mut endpoints = self.lock();
         let ep = endpoints.entry(url.to_owned()).or_default();
-        ep.idle.push((ws, Instant::now()));
+        ep.idle.push((ws, R::now()));
         ep.notify();
     }
 
@@ -389,7 +389,7 @@ impl<R: Connector> Shared<R> {
         let seq = self.ping_seq.fetch_add(1, Ordering::Relaxed);
         let payload = Bytes::copy_from_slice(&seq.to_be_bytes());
         let answered = connector::within::<R, _>(
-            connector::deadline_after(timeout),
+            connector::deadline_after::<R>(timeout),
             ping_pong(&mut ws, payload),
         )
         .await;

@@ -256,14 +256,14 @@ impl<R: Connector> Reconnector<R> {
             }
             self.wait = true;
             self.emit(ReconnectEvent::Attempt { attempt });
-            let deadline = connector::deadline_after(self.options.connect_timeout);
+            let deadline = connector::deadline_after::<R>(self.options.connect_timeout);
             let outcome =
                 connector::within::<R, _>(deadline, R::connect(&self.url, self.client.clone()))
                     .await
                     .unwrap_or_else(|| Err(HandshakeError::TimedOut.into()));
             match outcome {
                 Ok(ws) => {
-                    let now = Instant::now();
+                    let now = R::now();
                     self.backoff.connected(now);
                     self.up_since = Some(now);
                     self.emit(ReconnectEvent::Connected { attempt });
@@ -312,7 +312,7 @@ impl<R: Connector> Reconnector<R> {
     /// The connection went down now: the backoff learns how long it was
     /// up, and the next attempt waits.
     fn mark_down(&mut self) -> Duration {
-        let now = Instant::now();
+        let now = R::now();
         let up_for = self
             .up_since
             .take()

@@ -57,6 +57,10 @@ pub struct Smol;
 
 impl Runtime for Smol {
     type Sleep = Box<async_io::Timer>;
+    /// async-io's timers follow the wall clock (it has no paused clock).
+    fn now() -> Instant {
+        Instant::now()
+    }
     fn sleep_until(at: Instant) -> Self::Sleep {
         Box::new(async_io::Timer::at(at))
     }

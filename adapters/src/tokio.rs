@@ -60,12 +60,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
     }
 }
 
-/// tokio's timer.
+/// tokio's clock and timer.
 #[derive(Debug)]
 pub struct Tokio;
 
 impl Runtime for Tokio {
     type Sleep = Pin<Box<tokio::time::Sleep>>;
+    /// tokio's clock: the wall clock, or with tokio's `test-util` feature
+    /// the runtime's clock, which `tokio::time::pause` and `advance`
+    /// control. Every tether timer (keepalive, timeouts, backoff, pool
+    /// expiry) then runs on the paused clock in tests.
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
     fn sleep_until(at: Instant) -> Self::Sleep {
         Box::pin(tokio::time::sleep_until(at.into()))
     }

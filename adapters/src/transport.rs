@@ -1,4 +1,5 @@
-//! What the shared driver needs from a runtime: a byte stream and a timer.
+//! What the shared driver needs from a runtime: a byte stream, a clock
+//! and a timer.
 //!
 //! Each runtime module implements these two traits in a few lines; the
 //! driver and the handshake are written once against them.
@@ -24,10 +25,21 @@ pub trait Transport: Unpin {
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
-/// A runtime's timer.
+/// A runtime's clock and timer.
+///
+/// They come as a pair because the driver compares the clock's `now` with
+/// the deadlines it arms the timer for: a runtime whose timers follow a
+/// clock of their own (tokio's paused test clock) must read that clock
+/// here, or keepalive, timeouts and backoff would mix two notions of time.
 pub trait Runtime: 'static {
     /// A future that completes at a deadline.
     type Sleep: Future + Unpin + Send;
+    /// The current instant on the clock [`sleep_until`](Self::sleep_until)
+    /// follows. Every instant tether hands the core, and every deadline
+    /// it arms, is measured from here. Required rather than defaulted to
+    /// `Instant::now()`, so a runtime cannot pair a virtual timer with
+    /// the wall clock by omission.
+    fn now() -> Instant;
     /// A timer that fires at `at`.
     fn sleep_until(at: Instant) -> Self::Sleep;
     /// Moves a timer to `at`.

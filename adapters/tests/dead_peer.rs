@@ -12,6 +12,9 @@
 //! traffic with pings answered must raise nothing.
 //!
 //! Run on smol and tokio (the shared driver) and on the mio event loop.
+//! smol and mio run on the wall clock, with the margins above. tokio runs
+//! on its paused clock (see `paused/mod.rs`): the exchange before the
+//! freeze takes no virtual time, and the detection instant is exact.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -25,6 +28,8 @@ use futures_util::future::{select, Either};
 use futures_util::{SinkExt, StreamExt};
 use tether::{ClientOptions, Config, Error, Message, ServerOptions};
 
+#[cfg(feature = "tokio")]
+mod paused;
 mod runtimes;
 use runtimes::{Rt, Ws};
 
@@ -264,10 +269,114 @@ fn dead_peer_detected_on_smol() {
     dead_peer_on::<runtimes::SmolRt>("smol");
 }
 
+/// tokio, on its paused clock: client and server in one task, the relay
+/// as before. Before the freeze the clock is held while bytes travel and
+/// moved `PAUSE` at a time between round trips, so every keepalive ping
+/// is answered in no virtual time; after it the clock runs by itself, as
+/// nothing can arrive any more. Both sides were created at the same
+/// instant and pinged on the same schedule, and the freeze falls between
+/// two pings with none outstanding: each side must fail exactly one
+/// `TIMEOUT` after its first ping past the freeze.
 #[cfg(feature = "tokio")]
 #[test]
 fn dead_peer_detected_on_tokio() {
-    dead_peer_on::<runtimes::TokioRt>("tokio");
+    use futures_util::future::join;
+    use paused::held;
+
+    /// Rounds before the freeze: 3.25 s, so it falls between pings.
+    const PAUSED_ROUNDS: u32 = 13;
+    /// tokio's timer wheel rounds a deadline up to its millisecond.
+    const TICK: Duration = Duration::from_millis(2);
+
+    paused::run("tokio dead peer", GIVE_UP, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let relay = Relay::start(listener.local_addr().expect("addr"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("async listener");
+        let url = format!("ws://{}/", relay.addr);
+
+        let accept = async {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let options = ServerOptions::default().with_config(keepalive());
+            tether::tokio::accept_with(tcp, &options, |_| Ok(Default::default()))
+                .await
+                .expect("server handshake")
+        };
+        let connect = async {
+            let options = ClientOptions::default().with_config(keepalive());
+            tether::tokio::connect_with(&url, options)
+                .await
+                .expect("client handshake")
+        };
+        let (mut server, mut client) = held(join(accept, connect)).await;
+        let opened = paused::now();
+
+        // Round trips through the relay, each answering the pings sent
+        // since the last: the client's go out with its message, and the
+        // server's before its echo (a ping is queued ahead of data).
+        held(async {
+            for i in 0..PAUSED_ROUNDS {
+                tokio::time::advance(PAUSE).await;
+                let m = Message::text(format!("round {i}"));
+                client.send(m.clone()).await.expect("client: send");
+                let echo = async {
+                    match next_data::<runtimes::TokioRt>(&mut server).await {
+                        Some(Ok(m @ Message::Text(_))) => server.send(m).await.expect("echo"),
+                        other => panic!("server: round {i}: {other:?}"),
+                    }
+                };
+                let back = next_data::<runtimes::TokioRt>(&mut client);
+                match join(echo, back).await {
+                    ((), Some(Ok(echo))) if echo == m => {}
+                    (_, other) => panic!("client: round {i}: {other:?}"),
+                }
+            }
+        })
+        .await;
+        let latencies = (client.latency(), server.latency());
+        freeze(&relay.state);
+        let frozen_at = paused::now();
+
+        let watch = |ws: &'static str, mut side: Ws<runtimes::TokioRt>| async move {
+            let end = next_data::<runtimes::TokioRt>(&mut side).await;
+            (ws, paused::now(), end)
+        };
+        let (a, b) = join(watch("client", client), watch("server", server)).await;
+
+        let pings_before = (frozen_at - opened).as_millis() / INTERVAL.as_millis();
+        let first_ping_after = opened + INTERVAL * (pings_before as u32 + 1);
+        let expected = first_ping_after + TIMEOUT;
+        assert!(
+            first_ping_after > frozen_at,
+            "the freeze must fall between pings"
+        );
+        for (who, when, end) in [a, b] {
+            eprintln!(
+                "tokio {who}: dead peer detected {:.3} s (virtual) after the freeze \
+                 (expected {:.3} s); it saw {end:?}",
+                (when - frozen_at).as_secs_f64(),
+                (expected - frozen_at).as_secs_f64(),
+            );
+            assert!(
+                matches!(
+                    end,
+                    Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+                ),
+                "tokio {who}: expected the keepalive timeout, got {end:?}"
+            );
+            assert!(
+                when >= expected && when <= expected + TICK,
+                "tokio {who}: failed {:?} after the freeze, expected {:?}",
+                when - frozen_at,
+                expected - frozen_at
+            );
+        }
+        assert!(
+            latencies.0.is_some() && latencies.1.is_some(),
+            "keepalive pings were answered before the freeze: {latencies:?}"
+        );
+        drop(relay);
+    });
 }
 
 // ---- a dead peer while the server is pushing data ----
@@ -414,10 +523,129 @@ fn dead_peer_while_sending_on_smol() {
     dead_peer_while_sending_on::<runtimes::SmolRt>("smol");
 }
 
+/// tokio, on its paused clock: the server pushes from a task of its own,
+/// the client reads `STREAMED` messages with the clock held while bytes
+/// travel and moved `STREAM_STEP` after each (so keepalive pings are sent
+/// and answered while data streams), then freezes the relay. From there
+/// the clock runs by itself: the bounds are the protocol's, with one step
+/// of slack for a ping that fell due between two steps.
 #[cfg(feature = "tokio")]
 #[test]
 fn dead_peer_while_sending_on_tokio() {
-    dead_peer_while_sending_on::<runtimes::TokioRt>("tokio");
+    use paused::held;
+
+    /// Messages the client reads before the freeze, `STREAM_STEP` apart
+    /// (2.5 s of virtual time, two keepalive intervals).
+    const STREAMED: u32 = 125;
+    const STREAM_STEP: Duration = Duration::from_millis(20);
+    const SLACK: Duration = Duration::from_millis(25);
+
+    paused::run("tokio dead peer while sending", GIVE_UP, || async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let relay = Relay::start(listener.local_addr().expect("addr"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("async listener");
+        let url = format!("ws://{}/", relay.addr);
+
+        let (server_ws, mut client) = held(futures_util::future::join(
+            async {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let options = ServerOptions::default()
+                    .with_config(keepalive().with_close_timeout(CLOSE_TIMEOUT));
+                // Compressed, the data would be a few bytes on the wire
+                // and fit in the socket buffers for minutes.
+                #[cfg(feature = "deflate")]
+                let options = options.with_deflate(None);
+                tether::tokio::accept_with(tcp, &options, |_| Ok(Default::default()))
+                    .await
+                    .expect("server handshake")
+            },
+            async {
+                let options = ClientOptions::default().with_config(keepalive());
+                tether::tokio::connect_with(&url, options)
+                    .await
+                    .expect("client handshake")
+            },
+        ))
+        .await;
+
+        // (send failed, failure read, done), on the paused clock.
+        let server = tokio::spawn(async move {
+            let mut ws = server_ws;
+            let data = tether::Bytes::from(vec![7u8; 1 << 20]);
+            let sent = loop {
+                if let Err(e) = ws.send(Message::Binary(data.clone())).await {
+                    break (e, paused::now());
+                }
+            };
+            let mut failure = None;
+            while let Some(item) = ws.next().await {
+                if let Err(e) = item {
+                    failure = Some((e, paused::now()));
+                }
+            }
+            (sent, failure, paused::now())
+        });
+
+        held(async {
+            for n in 0..STREAMED {
+                match next_data::<runtimes::TokioRt>(&mut client).await {
+                    Some(Ok(Message::Binary(_))) => {}
+                    other => panic!("client: after {n} messages: {other:?}"),
+                }
+                tokio::time::advance(STREAM_STEP).await;
+            }
+        })
+        .await;
+        freeze(&relay.state);
+        let frozen_at = paused::now();
+
+        let end = loop {
+            match next_data::<runtimes::TokioRt>(&mut client).await {
+                Some(Ok(Message::Binary(_))) => {}
+                other => break other,
+            }
+        };
+        let client_done = paused::now();
+        let ((send_error, sent_at), failure, server_done) = server.await.expect("server task");
+
+        let since = |t: std::time::Instant| (t - frozen_at).as_secs_f64();
+        eprintln!(
+            "tokio while sending: client saw {end:?} at {:.3} s; server send failed with \
+             {send_error:?} at {:.3} s, read {:?}, done at {:.3} s (virtual, after the freeze)",
+            since(client_done),
+            since(sent_at),
+            failure.as_ref().map(|(e, at)| (e, since(*at))),
+            since(server_done),
+        );
+        assert!(
+            matches!(
+                end,
+                Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+            ),
+            "client: expected the keepalive timeout, got {end:?}"
+        );
+        assert!(
+            matches!(
+                failure,
+                Some((Error::Ws(tether::core::Error::KeepaliveTimeout), _))
+            ),
+            "server: expected the keepalive timeout, got {failure:?}"
+        );
+        let client_bound = INTERVAL + TIMEOUT + SLACK;
+        assert!(
+            client_done - frozen_at <= client_bound,
+            "client: took {:?} (bound {client_bound:?})",
+            client_done - frozen_at
+        );
+        let server_bound = INTERVAL + TIMEOUT + CLOSE_TIMEOUT + SLACK;
+        assert!(
+            server_done - frozen_at <= server_bound,
+            "server: took {:?} to end (bound {server_bound:?})",
+            server_done - frozen_at
+        );
+        drop(relay);
+    });
 }
 
 // ---- mio ----

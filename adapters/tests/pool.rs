@@ -2,10 +2,16 @@
 //! its own thread), on smol and on tokio. The server tells each client the
 //! port it sees it on, so "the same connection" is checked from the
 //! server's side, and counts the connections it accepted.
+//!
+//! On tokio the clock is paused: it is held while the client waits on the
+//! server (`R::io`), and runs by itself, or is moved on explicitly, where
+//! a pool timer is what the test waits for (see `common::TestRt`).
 
 #![cfg(feature = "smol")]
 
 mod common;
+#[cfg(feature = "tokio")]
+mod paused;
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use tether::pool::{Pool, PoolOptions, Pooled};
 use tether::{ClientOptions, Config, Connector, Error, Message};
 
-use common::{bounded, eventually, listener, serve, sleep, url};
+use common::{bounded, eventually, listener, serve, sleep, url, TestRt};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -118,28 +124,33 @@ fn options() -> PoolOptions {
 }
 
 /// The port the server sees this connection on.
-async fn port<R: Connector>(ws: &mut Pooled<R>) -> u16 {
-    bounded::<R, _>("the port", async {
+async fn port<R: TestRt>(ws: &mut Pooled<R>) -> u16 {
+    R::io(bounded::<R, _>("the port", async {
         ws.send(Message::text("port")).await.expect("send");
         match ws.next().await {
             Some(Ok(Message::Text(t))) => t.as_str().parse().expect("a port"),
             other => panic!("expected a port, got {other:?}"),
         }
-    })
+    }))
     .await
 }
 
+/// A checkout that connects or reuses, with the clock held.
+async fn checkout<R: TestRt>(pool: &Pool<R>, url: &str) -> Result<Pooled<R>, Error> {
+    R::io(pool.checkout(url)).await
+}
+
 /// A returned connection is reused: same port on the server, one accept.
-async fn reuses_returned_connections<R: Connector>() {
+async fn reuses_returned_connections<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
     assert_eq!((pool.open_count(&url), pool.idle_count(&url)), (1, 0));
     drop(a);
     assert_eq!((pool.open_count(&url), pool.idle_count(&url)), (1, 1));
     for _ in 0..3 {
-        let mut b = pool.checkout(&url).await.expect("checkout");
+        let mut b = checkout(&pool, &url).await.expect("checkout");
         assert_eq!(port(&mut b).await, first);
     }
     assert_eq!(seen.accepted(), 1);
@@ -147,11 +158,11 @@ async fn reuses_returned_connections<R: Connector>() {
 
 /// With two open, a third checkout waits until one is returned, then gets
 /// that one; with none returned it times out.
-async fn max_size_is_enforced<R: Connector>() {
+async fn max_size_is_enforced<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("first");
-    let mut b = pool.checkout(&url).await.expect("second");
+    let mut a = checkout(&pool, &url).await.expect("first");
+    let mut b = checkout(&pool, &url).await.expect("second");
     let (pa, pb) = (port(&mut a).await, port(&mut b).await);
     assert_ne!(pa, pb);
     assert_eq!(pool.open_count(&url), 2);
@@ -168,19 +179,35 @@ async fn max_size_is_enforced<R: Connector>() {
     let give_back = async {
         sleep::<R>(ms(100)).await;
         returned.store(true, Ordering::SeqCst);
+        // The third checkout health-checks it over the network next.
+        let hold = R::hold();
         drop(a);
+        hold
     };
-    let (pc, ()) = futures_util::future::join(third, give_back).await;
+    let started = R::now();
+    let (pc, hold) = futures_util::future::join(third, give_back).await;
+    drop(hold);
     assert_eq!(pc, pa, "the returned connection is the one handed out");
     assert_eq!(seen.accepted(), 2);
+    if R::VIRTUAL {
+        assert_eq!(R::now() - started, ms(100), "waited for the return");
+    }
 
     // Both checked out again (b still is, c went back): a third times out.
     let short = new_pool::<R>(options().with_checkout_timeout(ms(100)));
-    let _x = short.checkout(&url).await.expect("x");
-    let _y = short.checkout(&url).await.expect("y");
+    let _x = checkout(&short, &url).await.expect("x");
+    let _y = checkout(&short, &url).await.expect("y");
+    let started = R::now();
     match short.checkout(&url).await {
         Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}"),
         other => panic!("expected a checkout timeout, got {:?}", other.map(|_| ())),
+    }
+    if R::VIRTUAL {
+        let waited = R::now() - started;
+        assert!(
+            waited >= ms(100) && waited <= ms(101),
+            "checkout timed out after {waited:?}"
+        );
     }
     assert_eq!(short.open_count(&url), 2);
     drop(b);
@@ -188,14 +215,19 @@ async fn max_size_is_enforced<R: Connector>() {
 
 /// Idle connections older than the idle timeout are closed with 1001 and
 /// a checkout makes a new one; `evict_idle` does the same for all.
-async fn idle_timeout_evicts<R: Connector>() {
+async fn idle_timeout_evicts<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options().with_idle_timeout(ms(50)));
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
     drop(a);
+    if R::VIRTUAL {
+        // A virtual clock shows the expiry is not early by a millisecond.
+        sleep::<R>(ms(49)).await;
+        assert_eq!(pool.evict_idle(), 0, "evicted before its idle timeout");
+    }
     sleep::<R>(ms(120)).await;
-    let mut b = pool.checkout(&url).await.expect("checkout");
+    let mut b = checkout(&pool, &url).await.expect("checkout");
     assert_ne!(
         port(&mut b).await,
         first,
@@ -214,89 +246,99 @@ async fn idle_timeout_evicts<R: Connector>() {
 
 /// An idle connection whose server stopped answering fails the ping
 /// check; it is dropped and a fresh one is made.
-async fn health_check_evicts_a_frozen_server<R: Connector>() {
+async fn health_check_evicts_a_frozen_server<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
-    a.send(Message::text("freeze")).await.expect("send");
+    R::io(a.send(Message::text("freeze"))).await.expect("send");
     drop(a);
     // A ping read in the same pass as "freeze" would still be answered:
     // check once the server has stopped reading.
     eventually::<R>("the freeze", || seen.frozen.load(Ordering::SeqCst) == 1).await;
     assert_eq!(pool.idle_count(&url), 1);
-    let mut b = pool.checkout(&url).await.expect("a fresh connection");
+    // The check's ping is never answered: its timeout must pass. On a
+    // paused clock, moved on once the checkout waits for the pong (its
+    // first poll gets there), with the clock held for the connect after.
+    let (b, ()) = R::io(futures_util::future::join(
+        pool.checkout(&url),
+        R::advance(options().health_check.expect("on")),
+    ))
+    .await;
+    let mut b = b.expect("a fresh connection");
     assert_ne!(port(&mut b).await, first);
     assert_eq!(seen.accepted(), 2);
     assert_eq!((pool.open_count(&url), pool.idle_count(&url)), (1, 0));
 }
 
 /// An idle connection the server closed fails the check too.
-async fn health_check_evicts_a_closed_connection<R: Connector>() {
+async fn health_check_evicts_a_closed_connection<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
     // Returned before the close arrives: locally it still looks open.
-    a.send(Message::text("bye")).await.expect("send");
+    R::io(a.send(Message::text("bye"))).await.expect("send");
     drop(a);
     assert_eq!(pool.idle_count(&url), 1);
     seen.may_close.store(true, Ordering::SeqCst);
     eventually::<R>("the server's close", || seen.ended() == [1000]).await;
-    let mut b = pool.checkout(&url).await.expect("a fresh connection");
+    let mut b = checkout(&pool, &url).await.expect("a fresh connection");
     assert_ne!(port(&mut b).await, first);
     assert_eq!(seen.accepted(), 2);
 }
 
 /// An idle connection with an unread message (an answer the last user
 /// did not read) is not handed to the next user.
-async fn health_check_evicts_unread_data<R: Connector>() {
+async fn health_check_evicts_unread_data<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
-    a.send(Message::text("stale answer")).await.expect("send");
+    R::io(a.send(Message::text("stale answer")))
+        .await
+        .expect("send");
     drop(a);
     // Once the server has written it, on loopback the answer sits in the
     // client's socket buffer. (One still in flight when the next checkout
     // pings cannot be told from a quiet connection: see the pool's docs.)
     eventually::<R>("the echo", || seen.echoed.load(Ordering::SeqCst) == 1).await;
-    let mut b = pool.checkout(&url).await.expect("a fresh connection");
+    let mut b = checkout(&pool, &url).await.expect("a fresh connection");
     assert_ne!(port(&mut b).await, first);
     assert_eq!(seen.accepted(), 2);
 }
 
 /// A connection that got an error is not returned; `discard` drops one.
-async fn failed_connections_are_not_returned<R: Connector>() {
+async fn failed_connections_are_not_returned<R: TestRt>() {
     let (url, seen) = server();
     let pool = new_pool::<R>(options());
-    let mut a = pool.checkout(&url).await.expect("checkout");
+    let mut a = checkout(&pool, &url).await.expect("checkout");
     let first = port(&mut a).await;
-    a.send(Message::text("drop")).await.expect("send");
-    match a.next().await {
+    R::io(a.send(Message::text("drop"))).await.expect("send");
+    match R::io(a.next()).await {
         Some(Err(_)) => {}
         other => panic!("expected the abnormal end, got {other:?}"),
     }
     drop(a);
     assert_eq!((pool.open_count(&url), pool.idle_count(&url)), (0, 0));
 
-    let mut b = pool.checkout(&url).await.expect("checkout");
+    let mut b = checkout(&pool, &url).await.expect("checkout");
     let second = port(&mut b).await;
     assert_ne!(second, first);
     b.discard();
     assert_eq!((pool.open_count(&url), pool.idle_count(&url)), (0, 0));
 
-    let mut c = pool.checkout(&url).await.expect("checkout");
+    let mut c = checkout(&pool, &url).await.expect("checkout");
     assert_ne!(port(&mut c).await, second);
     assert_eq!(seen.accepted(), 3);
 }
 
 /// A checkout that fails to connect frees its place.
-async fn failed_connects_free_their_place<R: Connector>() {
+async fn failed_connects_free_their_place<R: TestRt>() {
     let url = url(common::closed_port());
     let pool = new_pool::<R>(options().with_max_per_endpoint(1));
     for _ in 0..3 {
-        match pool.checkout(&url).await {
+        match checkout(&pool, &url).await {
             Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused),
             other => panic!("expected refused, got {:?}", other.map(|_| ())),
         }

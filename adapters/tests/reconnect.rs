@@ -1,11 +1,17 @@
 //! The reconnecting client against real loopback servers (tether on smol,
 //! on their own threads), on smol and on tokio: which failures are
 //! retried, with which delays, and the events the application sees.
-//! Jitter is off so every delay is exact.
+//! Jitter is off so every delay is exact. Every event is stamped with the
+//! client runtime's clock: the wait between `Waiting { delay }` and the
+//! next attempt is at least `delay`, and on tokio's paused clock exactly
+//! `delay`. The clock is held during each attempt (real I/O with a
+//! server thread), and runs by itself during the backoff waits.
 
 #![cfg(feature = "smol")]
 
 mod common;
+#[cfg(feature = "tokio")]
+mod paused;
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +23,9 @@ use tether::core::handshake::HandshakeError;
 use tether::reconnect::{
     BackoffConfig, Failure, ReconnectEvent, ReconnectOptions, Reconnector, RetryPolicy,
 };
-use tether::{
-    ClientOptions, CloseCode, Config, Connector, Decision, Error, Message, ServerOptions,
-};
+use tether::{ClientOptions, CloseCode, Config, Decision, Error, Message, ServerOptions};
 
-use common::{bounded, closed_port, listener, serve, session_end, url};
+use common::{bounded, closed_port, listener, serve, session_end, url, Hold, TestRt};
 use ReconnectEvent::*;
 
 fn ms(n: u64) -> Duration {
@@ -48,18 +52,49 @@ fn client() -> ClientOptions {
     ClientOptions::default().with_config(Config::without_keepalive())
 }
 
-type Events = Arc<Mutex<Vec<ReconnectEvent>>>;
+/// Events as they happened, with the client runtime's clock.
+type Events = Arc<Mutex<Vec<(Instant, ReconnectEvent)>>>;
 
-fn recorder<R: Connector>(url: &str, options: ReconnectOptions) -> (Reconnector<R>, Events) {
+/// An observer that records events into `events`, holding the clock
+/// during attempts when `hold` (an attempt that must time out needs it
+/// running).
+fn observer<R: TestRt>(events: &Events, hold: bool) -> impl FnMut(&ReconnectEvent) + Send {
+    let events = events.clone();
+    // A guard: holding it is its use.
+    let mut _held: Option<Hold> = None;
+    move |e| {
+        match e {
+            Attempt { .. } if hold => _held = Some(R::hold()),
+            Connected { .. } | Failed { .. } => _held = None,
+            _ => {}
+        }
+        events.lock().unwrap().push((R::now(), e.clone()));
+    }
+}
+
+fn recorder<R: TestRt>(url: &str, options: ReconnectOptions) -> (Reconnector<R>, Events) {
     let events = Events::default();
-    let seen = events.clone();
-    let rc = Reconnector::<R>::new(url, client(), options)
-        .on_event(move |e| seen.lock().unwrap().push(e.clone()));
+    let rc = Reconnector::<R>::new(url, client(), options).on_event(observer::<R>(&events, true));
     (rc, events)
 }
 
-fn take(events: &Events) -> Vec<ReconnectEvent> {
-    std::mem::take(&mut *events.lock().unwrap())
+/// The events so far, after checking that each backoff wait lasted its
+/// delay (exactly, on a virtual clock).
+fn take<R: TestRt>(events: &Events) -> Vec<ReconnectEvent> {
+    let timed = std::mem::take(&mut *events.lock().unwrap());
+    for pair in timed.windows(2) {
+        if let [(waited, Waiting { delay, .. }), (at, Attempt { .. })] = pair {
+            let took = at.saturating_duration_since(*waited);
+            assert!(took >= *delay, "waited {took:?} of a {delay:?} backoff");
+            if R::VIRTUAL {
+                assert!(
+                    took <= *delay + ms(1),
+                    "waited {took:?} of a {delay:?} backoff on a virtual clock"
+                );
+            }
+        }
+    }
+    timed.into_iter().map(|(_, e)| e).collect()
 }
 
 /// The events with `up_for` zeroed (it depends on the scheduler), after
@@ -112,13 +147,13 @@ where
 
 /// Refused twice (nothing listens), then the port is bound from the
 /// observer when the second attempt fails: the third attempt connects.
-async fn retries_refused_connections<R: Connector>() {
+async fn retries_refused_connections<R: TestRt>() {
     let addr = closed_port();
     let events = Events::default();
-    let seen = events.clone();
+    let mut record = observer::<R>(&events, true);
     let mut pending = Some(addr);
     let mut rc = Reconnector::<R>::new(&url(addr), client(), options()).on_event(move |e| {
-        seen.lock().unwrap().push(e.clone());
+        record(e);
         if let Failed { attempt: 2, .. } = e {
             if let Some(addr) = pending.take() {
                 let l = std::net::TcpListener::bind(addr).expect("rebind the port");
@@ -127,10 +162,10 @@ async fn retries_refused_connections<R: Connector>() {
         }
     });
     let mut ws = rc.connect().await.expect("connects on the third attempt");
-    roundtrip(&mut ws).await;
+    R::io(roundtrip(&mut ws)).await;
     let refused = Failure::Connect(ErrorKind::ConnectionRefused);
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             Failed {
@@ -157,11 +192,11 @@ async fn retries_refused_connections<R: Connector>() {
         ]
     );
     assert_eq!(rc.backoff().attempts(), 2);
-    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    R::io(ws.close(CloseCode::NORMAL, "done")).await.unwrap();
 }
 
 /// HTTP 503 on the first upgrade, accepted on the second.
-async fn retries_503<R: Connector>() {
+async fn retries_503<R: TestRt>() {
     let (l, addr) = listener();
     serve(l, |n, stream| async move {
         let decide = |_: &tether::http::Request<()>| -> Decision {
@@ -185,9 +220,9 @@ async fn retries_503<R: Connector>() {
     });
     let (mut rc, events) = recorder::<R>(&url(addr), options());
     let mut ws = rc.connect().await.expect("connects after a 503");
-    roundtrip(&mut ws).await;
+    R::io(roundtrip(&mut ws)).await;
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             Failed {
@@ -206,7 +241,7 @@ async fn retries_503<R: Connector>() {
 }
 
 /// HTTP 401 is not retried: one attempt, then the handshake error.
-async fn does_not_retry_401<R: Connector>() {
+async fn does_not_retry_401<R: TestRt>() {
     let (l, addr) = listener();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
@@ -235,7 +270,7 @@ async fn does_not_retry_401<R: Connector>() {
         "{err:?}"
     );
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             Failed {
@@ -254,7 +289,7 @@ async fn does_not_retry_401<R: Connector>() {
 
 /// The server ends the first session with 1012 (restart): retried after
 /// the first backoff delay. It ends the second with 1008 (policy): not.
-async fn session_close_codes<R: Connector>() {
+async fn session_close_codes<R: TestRt>() {
     let (l, addr) = listener();
     serve(l, |n, stream| async move {
         let mut ws = tether::smol::accept(stream).await.expect("accept");
@@ -268,12 +303,12 @@ async fn session_close_codes<R: Connector>() {
     let (mut rc, events) = recorder::<R>(&url(addr), options());
 
     let mut ws = rc.connect().await.expect("first connection");
-    let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
+    let end = R::io(bounded::<R, _>("the session's end", session_end(&mut ws))).await;
     assert_eq!(end, Failure::Close(1012));
     rc.session_ended(end).expect("1012 is retried");
 
     let mut ws = rc.connect().await.expect("second connection");
-    let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
+    let end = R::io(bounded::<R, _>("the session's end", session_end(&mut ws))).await;
     assert_eq!(end, Failure::Close(1008));
     let err = rc.session_ended(end).expect_err("1008 is final");
     assert!(
@@ -282,7 +317,7 @@ async fn session_close_codes<R: Connector>() {
     );
 
     assert_eq!(
-        without_up_for(take(&events)),
+        without_up_for(take::<R>(&events)),
         [
             Attempt { attempt: 1 },
             Connected { attempt: 1 },
@@ -313,7 +348,7 @@ async fn session_close_codes<R: Connector>() {
 /// A server that accepts and then drops TCP without a close frame (1006)
 /// each time: retried, and since no session lasts `reset_after`, the delay
 /// keeps growing across sessions.
-async fn short_sessions_keep_backing_off<R: Connector>() {
+async fn short_sessions_keep_backing_off<R: TestRt>() {
     let (l, addr) = listener();
     serve(l, |_, stream| async move {
         let ws = tether::smol::accept(stream).await.expect("accept");
@@ -323,10 +358,10 @@ async fn short_sessions_keep_backing_off<R: Connector>() {
     let mut delays = Vec::new();
     for _ in 0..4 {
         let mut ws = rc.connect().await.expect("connects");
-        let end = bounded::<R, _>("the session's end", session_end(&mut ws)).await;
+        let end = R::io(bounded::<R, _>("the session's end", session_end(&mut ws))).await;
         assert_eq!(end, Failure::Close(1006));
         rc.session_ended(end).expect("1006 is retried");
-        for e in take(&events) {
+        for e in take::<R>(&events) {
             if let Waiting { delay, .. } = e {
                 delays.push(delay);
             }
@@ -336,7 +371,7 @@ async fn short_sessions_keep_backing_off<R: Connector>() {
 }
 
 /// `max_attempts` retries, then the last attempt's error.
-async fn gives_up_after_max_attempts<R: Connector>() {
+async fn gives_up_after_max_attempts<R: TestRt>() {
     let addr = closed_port();
     let mut opts = options();
     opts.backoff.max_attempts = Some(2);
@@ -355,7 +390,7 @@ async fn gives_up_after_max_attempts<R: Connector>() {
         retry: true,
     };
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             failed(1),
@@ -379,12 +414,12 @@ async fn gives_up_after_max_attempts<R: Connector>() {
     );
     // Giving up starts afresh: the next connect tries at once.
     let _ = rc.connect().await;
-    assert_eq!(take(&events)[0], Attempt { attempt: 1 });
+    assert_eq!(take::<R>(&events)[0], Attempt { attempt: 1 });
 }
 
 /// A server that accepts TCP but never answers the upgrade: each attempt
 /// fails with a timeout after `connect_timeout`, and timeouts are retried.
-async fn attempts_time_out<R: Connector>() {
+async fn attempts_time_out<R: TestRt>() {
     let (l, addr) = listener();
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -395,11 +430,23 @@ async fn attempts_time_out<R: Connector>() {
     let mut opts = options();
     opts.connect_timeout = ms(100);
     opts.backoff.max_attempts = Some(1);
-    let (mut rc, events) = recorder::<R>(&url(addr), opts);
+    let events = Events::default();
+    // The clock runs during attempts here: their timeout is the point.
+    let mut rc =
+        Reconnector::<R>::new(&url(addr), client(), opts).on_event(observer::<R>(&events, false));
     let started = Instant::now();
     let Err(err) = rc.connect().await else {
         panic!("never answered")
     };
+    for pair in events.lock().unwrap().windows(2) {
+        if let [(start, Attempt { .. }), (end, Failed { .. })] = pair {
+            let took = end.saturating_duration_since(*start);
+            assert!(took >= ms(100), "an attempt timed out after {took:?}");
+            if R::VIRTUAL {
+                assert!(took <= ms(101), "an attempt timed out after {took:?}");
+            }
+        }
+    }
     // Functional bound: the attempt timeout fired, not the handshake's 10 s.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
@@ -410,7 +457,7 @@ async fn attempts_time_out<R: Connector>() {
         "{err:?}"
     );
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             Failed {
@@ -437,13 +484,13 @@ async fn attempts_time_out<R: Connector>() {
 }
 
 /// A custom policy: with connect errors off, a refused connection is final.
-async fn policy_is_configurable<R: Connector>() {
+async fn policy_is_configurable<R: TestRt>() {
     let mut opts = options();
     opts.retry = RetryPolicy::default().retry_connect(false);
     let (mut rc, events) = recorder::<R>(&url(closed_port()), opts);
     assert!(rc.connect().await.is_err());
     assert_eq!(
-        take(&events),
+        take::<R>(&events),
         [
             Attempt { attempt: 1 },
             Failed {

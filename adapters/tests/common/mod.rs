@@ -1,16 +1,72 @@
 //! Loopback servers built with tether on smol, each on its own thread, so
 //! the client under test may run on any runtime; and a way to run a test
-//! body on each client runtime.
+//! body on each client runtime: smol on the wall clock, tokio on its
+//! paused clock (see `paused/mod.rs`), through [`TestRt`].
 
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tether::reconnect::Failure;
-use tether::{Error, Message, Runtime};
+use tether::{Connector, Error, Message, Runtime};
+
+/// A client runtime as the tests drive it. On the wall clock (smol) time
+/// passes by itself and these do nothing. On tokio's paused clock the
+/// runtime jumps to the next timer whenever it waits, so a test holds the
+/// clock while it waits on real I/O (a server thread, the kernel) and
+/// lets it jump only when a timer is what it waits for.
+pub trait TestRt: Connector {
+    /// Whether the clock is virtual: a timer then fires exactly at its
+    /// deadline (to tokio's millisecond), not some scheduling delay late.
+    const VIRTUAL: bool;
+    /// Holds the clock still until the guard is dropped.
+    fn hold() -> Hold;
+    /// Moves a held clock on by `d`, firing the timers due by then.
+    fn advance(d: Duration) -> impl Future<Output = ()>;
+    /// Waits `d` of real time, leaving a paused clock where it is.
+    fn wait_real(d: Duration) -> impl Future<Output = ()>;
+    /// Runs `fut`, which waits on real I/O, with the clock held.
+    fn io<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+        async move {
+            let _hold = Self::hold();
+            fut.await
+        }
+    }
+}
+
+/// Keeps a paused clock still while it lives (see [`TestRt::hold`]).
+pub struct Hold(Option<mpsc::Sender<()>>);
+
+impl TestRt for tether::smol::Smol {
+    const VIRTUAL: bool = false;
+    fn hold() -> Hold {
+        Hold(None)
+    }
+    async fn advance(_: Duration) {}
+    async fn wait_real(d: Duration) {
+        smol::Timer::after(d).await;
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl TestRt for tether::tokio::Tokio {
+    const VIRTUAL: bool = true;
+    fn hold() -> Hold {
+        Hold(Some(crate::paused::hold()))
+    }
+    async fn advance(d: Duration) {
+        tokio::time::advance(d).await;
+    }
+    async fn wait_real(d: Duration) {
+        tokio::task::spawn_blocking(move || std::thread::sleep(d))
+            .await
+            .expect("real-time wait");
+    }
+}
 
 /// Accepts TCP connections on `listener` and runs `handler(n, stream)` for
 /// the n-th (from 0) on the server thread's executor.
@@ -65,17 +121,19 @@ where
     end.unwrap_or(Failure::Close(1006))
 }
 
-/// Sleeps on the client's runtime.
+/// Sleeps on the client's runtime (and its clock).
 pub async fn sleep<R: Runtime>(d: Duration) {
-    R::sleep_until(Instant::now() + d).await;
+    R::sleep_until(R::now() + d).await;
 }
 
-/// Polls `cond` every 5 ms until it holds; fails after 5 s.
-pub async fn eventually<R: Runtime>(what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` every 5 ms of real time until it holds; fails after 5 s.
+/// What it waits for happens on another thread, in real time, so a
+/// paused clock stays where it is.
+pub async fn eventually<R: TestRt>(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep::<R>(Duration::from_millis(5)).await;
+        R::wait_real(Duration::from_millis(5)).await;
     }
 }
 
@@ -89,7 +147,8 @@ pub fn on_tokio<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// `#[test]`s running each generic async body on smol and on tokio.
+/// `#[test]`s running each generic async body on smol and on tokio's
+/// paused clock (the file declares `mod paused`).
 #[macro_export]
 macro_rules! on_each_runtime {
     ($($name:ident),* $(,)?) => {
@@ -103,16 +162,21 @@ macro_rules! on_each_runtime {
         mod on_tokio {
             $(#[test]
             fn $name() {
-                super::common::on_tokio(super::$name::<tether::tokio::Tokio>())
+                super::paused::run(
+                    stringify!($name),
+                    std::time::Duration::from_secs(60),
+                    super::$name::<tether::tokio::Tokio>,
+                )
             })*
         }
     };
 }
 
 /// `fut`'s output; fails the test if it takes longer than 10 s, so a bug
-/// shows as a failure rather than a hung test run.
+/// shows as a failure rather than a hung test run. (While a paused clock
+/// is held, the real-time limit of `paused::run` does that instead.)
 pub async fn bounded<R: Runtime, T>(what: &str, fut: impl Future<Output = T>) -> T {
-    let timer = R::sleep_until(Instant::now() + Duration::from_secs(10));
+    let timer = R::sleep_until(R::now() + Duration::from_secs(10));
     match futures_util::future::select(std::pin::pin!(fut), timer).await {
         futures_util::future::Either::Left((v, _)) => v,
         futures_util::future::Either::Right(_) => panic!("timed out: {what}"),

@@ -172,6 +172,21 @@ pub trait Rt: Sized + 'static {
         url: &str,
         options: ClientOptions,
     ) -> impl Future<Output = Result<Ws<Self>, Error>> + Send;
+
+    /// Runs `fut`, which waits on real I/O. A runtime on a paused clock
+    /// holds it still meanwhile, since it would otherwise jump to the next
+    /// timer (a handshake or keepalive deadline) while bytes are on their
+    /// way; on the wall clock this is `fut` itself.
+    fn io<T>(fut: impl Future<Output = T> + Send) -> impl Future<Output = T> + Send {
+        fut
+    }
+    /// Moves a held paused clock on by `d`, where a scenario waits for
+    /// time to pass while it also waits on I/O. On the wall clock time
+    /// passes by itself and this does nothing.
+    fn advance(d: Duration) -> impl Future<Output = ()> + Send {
+        let _ = d;
+        async {}
+    }
 }
 
 /// Runs one scenario on runtime `R`, on a thread of its own, failing the
@@ -276,21 +291,44 @@ mod tokio_rt {
     use tokio::net::{TcpListener, TcpStream};
 
     /// tokio: a multi-threaded runtime per scenario, so the halves of a
-    /// split connection really run on different threads.
-    pub struct TokioRt;
+    /// split connection really run on different threads; or, `PAUSED`, a
+    /// current-thread runtime on tokio's paused clock, for the timer
+    /// scenarios: their timers then fire at their deadline in virtual
+    /// time, with no wall-clock wait.
+    pub struct TokioRt<const PAUSED: bool = false>;
 
-    impl Rt for TokioRt {
+    /// tokio on its paused clock.
+    pub type TokioPausedRt = TokioRt<true>;
+
+    impl<const PAUSED: bool> Rt for TokioRt<PAUSED> {
         type Ws = tether::tokio::WebSocket<TcpStream>;
         type Listener = TcpListener;
         type Tcp = TcpStream;
 
         fn block_on<T>(fut: impl Future<Output = T>) -> T {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            let mut builder = if PAUSED {
+                let mut b = tokio::runtime::Builder::new_current_thread();
+                b.start_paused(true);
+                b
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            };
+            builder
                 .enable_all()
                 .build()
                 .expect("tokio runtime")
                 .block_on(fut)
+        }
+        async fn io<T>(fut: impl Future<Output = T> + Send) -> T {
+            let _hold = PAUSED.then(crate::paused::hold);
+            fut.await
+        }
+        async fn advance(d: Duration) {
+            if PAUSED {
+                tokio::time::advance(d).await;
+            }
         }
         fn spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> Task<T> {
             let task = tokio::spawn(catching(fut));
@@ -336,4 +374,4 @@ mod tokio_rt {
     }
 }
 #[cfg(feature = "tokio")]
-pub use tokio_rt::TokioRt;
+pub use tokio_rt::{TokioPausedRt, TokioRt};

@@ -17,13 +17,27 @@
 mod harness;
 #[cfg(feature = "mio")]
 mod mio_rt;
+#[cfg(feature = "tokio")]
+#[path = "../paused/mod.rs"]
+mod paused;
 mod raw;
 mod scenarios;
 
-/// One `#[test]` per scenario for runtime `$rt`, in module `$module`.
+/// One `#[test]` per scenario for runtime `$rt`, in module `$module`; the
+/// timer scenarios run on `$timers` (the same runtime, or tokio on its
+/// paused clock).
 macro_rules! runtime_suite {
     ($module:ident, $rt:ty) => {
+        runtime_suite!($module, $rt, $rt);
+    };
+    ($module:ident, $rt:ty, $timers:ty) => {
         mod $module {
+            scenario_tests! { $module, $timers;
+                keepalive_measures_latency,
+                keepalive_timeout_closes_1011,
+                close_timeout_without_answer,
+                handshake_timeouts,
+            }
             scenario_tests! { $module, $rt;
                 echo_text_sizes,
                 echo_binary_sizes,
@@ -43,10 +57,6 @@ macro_rules! runtime_suite {
                 split_reunite,
                 split_under_pressure,
                 slow_reader_backpressure,
-                keepalive_measures_latency,
-                keepalive_timeout_closes_1011,
-                close_timeout_without_answer,
-                handshake_timeouts,
                 frames_glued_to_handshake,
                 reset_reaches_both_halves,
                 reset_while_reading,
@@ -72,6 +82,10 @@ macro_rules! scenario_tests {
 #[cfg(feature = "smol")]
 runtime_suite!(on_smol, crate::harness::SmolRt);
 #[cfg(feature = "tokio")]
-runtime_suite!(on_tokio, crate::harness::TokioRt);
+runtime_suite!(
+    on_tokio,
+    crate::harness::TokioRt,
+    crate::harness::TokioPausedRt
+);
 #[cfg(feature = "mio")]
 runtime_suite!(on_mio, crate::mio_rt::MioRt);

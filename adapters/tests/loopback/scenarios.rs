@@ -993,8 +993,9 @@ fn with_config(config: Config) -> ServerOptions {
 /// The server pings on its own; the tether client answers while its
 /// stream is read; the server measures the round trip.
 pub async fn keepalive_measures_latency<R: Rt>() {
+    let interval = Duration::from_millis(50);
     let config = Config::default()
-        .with_ping_interval(Some(Duration::from_millis(50)))
+        .with_ping_interval(Some(interval))
         .with_ping_timeout(Some(Duration::from_secs(30)));
     let (url, server) =
         serve_with_options::<R, _, _>(with_config(config), |mut ws: Ws<R>| async move {
@@ -1013,8 +1014,10 @@ pub async fn keepalive_measures_latency<R: Rt>() {
             latency
         })
         .await;
-    let mut ws = R::connect(&url).await.expect("connect");
-    let items = drain(&mut ws, 1000).await;
+    // All of it is I/O: on a paused clock, held, and moved on one ping
+    // interval once the connection is up (both ends exist by then).
+    let mut ws = R::io(R::connect(&url)).await.expect("connect");
+    let (items, ()) = R::io(future::join(drain(&mut ws, 1000), R::advance(interval))).await;
     let (close, pings) = items.split_last().expect("at least the close");
     assert!(
         matches!(close, Ok(m) if *m == close_message(1000, "measured")),
@@ -1040,9 +1043,13 @@ pub async fn keepalive_timeout_closes_1011<R: Rt>() {
         (ping, close, peer.read_to_end())
     });
     let tcp = R::accept_tcp(&listener).await;
-    let mut ws = R::accept_with(tcp, with_config(config), |_| Ok(Accept::default()))
-        .await
-        .expect("server: handshake");
+    // The handshake waits on the peer; the keepalive then runs on the
+    // clock alone (the peer never answers).
+    let mut ws = R::io(R::accept_with(tcp, with_config(config), |_| {
+        Ok(Accept::default())
+    }))
+    .await
+    .expect("server: handshake");
     let items = drain(&mut ws, 1).await;
     let ((ping_op, ping), (close_op, close), rest) = raw::join(peer);
 
@@ -1080,10 +1087,15 @@ pub async fn close_timeout_without_answer<R: Rt>() {
         (close, peer.read_to_end())
     });
     let tcp = R::accept_tcp(&listener).await;
-    let mut ws = R::accept_with(tcp, with_config(config), |_| Ok(Accept::default()))
-        .await
-        .expect("server: handshake");
-    assert_eq!(next_message(&mut ws, "server").await, Message::text("hi"));
+    // The peer's bytes are waited for; its silence after the close is
+    // left to the clock.
+    let mut ws = R::io(R::accept_with(tcp, with_config(config), |_| {
+        Ok(Accept::default())
+    }))
+    .await
+    .expect("server: handshake");
+    let hi = R::io(next_message(&mut ws, "server")).await;
+    assert_eq!(hi, Message::text("hi"));
     let closed = ws.close_handshake(CloseCode(4000), "closing").await;
     let state = ws.state();
     let ((op, payload), rest) = raw::join(peer);

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tether::core::handshake::{ClientHandshake, ClientRequest, HandshakeLimits};
-use tether::core::{CloseCode, Config, Connection, Event, Message, Role};
+use tether::core::{CloseCode, Config, Connection, Event, Message};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = start_server()?;
@@ -26,18 +26,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut hs, bytes) = ClientHandshake::new(&request, limits, &mut *rng, Instant::now())?;
     stream.write_all(&bytes)?;
     let mut buf = [0u8; 4096];
-    let (_response, rest) = loop {
+    let response = loop {
         let n = stream.read(&mut buf)?;
         if n == 0 {
             return Err("server closed during the handshake".into());
         }
-        if let Some(done) = hs.handle_read(&buf[..n])? {
-            break done;
+        if let Some(response) = hs.handle_read(&buf[..n])? {
+            break response;
         }
     };
-    let mut ws = Connection::new(Role::Client, Config::default(), rng, Instant::now());
-    ws.handle_read(&rest, Instant::now()); // frames sent with the response
-    println!("connected to ws://{addr}/");
+    // The handshake hands over the connection, with deflate as agreed and
+    // any frames that came with the response already read.
+    let mut ws = hs.into_connection(Config::default(), rng, Instant::now());
+    println!("connected to ws://{addr}/ ({})", response.response.status());
 
     // The server pings first; the core has queued the pong by the time
     // the event comes out, and `flush` writes it.
@@ -89,7 +90,7 @@ fn next_event(ws: &mut Connection, stream: &mut TcpStream) -> io::Result<Option<
         if event.is_some() {
             return Ok(event);
         }
-        if ws.is_finished() && !ws.has_transmit() {
+        if ws.can_close_transport() {
             return Ok(None);
         }
         let wait = ws.poll_timeout().map(|at| {

@@ -274,11 +274,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         )
     }
 
-    /// Hands the core bytes that arrived with the handshake response.
-    pub(crate) fn feed_initial(&mut self, data: &[u8]) {
-        self.s.conn.handle_read(data, R::now());
-    }
-
     /// Does every piece of I/O that can proceed now (see `drive_io`). When
     /// something changed, the other half is woken too: the reader may have
     /// read what the writer waits on (or the writer freed room the reader's
@@ -367,10 +362,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
         // Close the transport once the core is done with it.
         // A failed shutdown changes nothing: the connection is over.
-        if self.s.conn.is_finished()
-            && !self.s.conn.has_transmit()
-            && self.s.io.poll_shutdown(cx).is_ready()
-        {
+        if self.s.conn.can_close_transport() && self.s.io.poll_shutdown(cx).is_ready() {
             self.s.transport_done = true;
             return true;
         }

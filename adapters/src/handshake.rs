@@ -7,12 +7,11 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Instant;
 
-use bytes::Bytes;
 use tether_core::handshake::{
-    server::error_response, Accept, ClientHandshake, ClientRequest, HandshakeError,
-    HandshakeLimits, ServerHandshake,
+    Answer, ClientHandshake, ClientRequest, Decision, HandshakeError, HandshakeLimits,
+    ServerHandshake,
 };
-use tether_core::{Config, Connection, Role};
+use tether_core::Config;
 
 use crate::driver::WebSocket;
 use crate::error::Error;
@@ -105,11 +104,6 @@ impl Default for ServerOptions {
     }
 }
 
-/// The application's answer to an upgrade request: accept (subprotocol,
-/// extra headers) or reject with any response (boxed: a response is large
-/// next to an `Accept`).
-pub type Decision = Result<Accept, Box<http::Response<Bytes>>>;
-
 /// Runs `fut` until the core's handshake deadline.
 async fn before<R: Runtime, T>(
     deadline: Instant,
@@ -169,25 +163,19 @@ async fn client_inner<S: Transport, R: Runtime>(
     let (mut hs, bytes) =
         ClientHandshake::new(request, options.limits.clone(), &mut *rng, R::now())?;
     let deadline = hs.poll_timeout();
-    let (response, rest) = before::<R, _>(deadline, async {
+    let response = before::<R, _>(deadline, async {
         write_all(&mut io, &bytes).await?;
         let mut buf = vec![0u8; 4096];
         loop {
             let n = read_some(&mut io, &mut buf).await?;
-            if let Some(done) = hs.handle_read(&buf[..n])? {
-                return Ok::<_, Error>(done);
+            if let Some(response) = hs.handle_read(&buf[..n])? {
+                return Ok::<_, Error>(response);
             }
         }
     })
     .await??;
-    let conn = Connection::new(Role::Client, options.config.clone(), rng, R::now());
-    #[cfg(feature = "deflate")]
-    let conn = conn.with_deflate(response.deflate);
-    let mut ws = WebSocket::from_parts(io, conn, response.protocol);
-    if !rest.is_empty() {
-        ws.feed_initial(&rest);
-    }
-    Ok(ws)
+    let conn = hs.into_connection(options.config.clone(), rng, R::now());
+    Ok(WebSocket::from_parts(io, conn, response.protocol))
 }
 
 /// Server handshake on an accepted transport; `decide` sees the request.
@@ -212,36 +200,20 @@ async fn server_inner<S: Transport, R: Runtime>(
     let deadline = hs.poll_timeout();
     let outcome = before::<R, _>(deadline, async {
         let mut buf = vec![0u8; 4096];
-        let request = loop {
+        let answer = loop {
             let n = read_some(&mut io, &mut buf).await?;
             match hs.handle_read(&buf[..n]) {
-                Ok(Some(request)) => break request,
+                Ok(Some(request)) => break hs.answer(decide(&request)),
                 Ok(None) => {}
-                Err(e) => {
-                    // Tell the client why before closing; the error stands
-                    // whether or not that write succeeds.
-                    let _ = write_all(&mut io, &error_response(&e)).await;
-                    return Err(Error::from(e));
-                }
+                Err(e) => break Answer::failed(e),
             }
         };
-        let accept = match decide(&request) {
-            Ok(accept) => accept,
-            Err(response) => {
-                let status = response.status().as_u16();
-                let _ = write_all(&mut io, &hs.reject(&response)).await;
-                return Err(HandshakeError::RejectedByApplication(status).into());
-            }
-        };
-        let bytes = match hs.accept(&accept) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let _ = write_all(&mut io, &error_response(&e)).await;
-                return Err(e.into());
-            }
-        };
-        write_all(&mut io, &bytes).await?;
-        Ok(accept.protocol)
+        // A refusal tells the client why before closing; its error stands
+        // whether or not that write succeeds.
+        let written = write_all(&mut io, &answer.bytes).await;
+        let protocol = answer.result?;
+        written?;
+        Ok(protocol)
     })
     .await;
     let protocol = match outcome {
@@ -251,13 +223,6 @@ async fn server_inner<S: Transport, R: Runtime>(
             return Err(e);
         }
     };
-    let rest = hs.take_leftover();
-    let conn = Connection::new(Role::Server, options.config.clone(), os_rng(), R::now());
-    #[cfg(feature = "deflate")]
-    let conn = conn.with_deflate(hs.deflate_params());
-    let mut ws = WebSocket::from_parts(io, conn, protocol);
-    if !rest.is_empty() {
-        ws.feed_initial(&rest);
-    }
-    Ok(ws)
+    let conn = hs.into_connection(options.config.clone(), os_rng(), R::now());
+    Ok(WebSocket::from_parts(io, conn, protocol))
 }

@@ -52,13 +52,13 @@ pub mod tokio;
 pub use connector::Connector;
 pub use driver::{Chunk, WebSocket, WsSink, WsStream};
 pub use error::Error;
-pub use handshake::{ClientOptions, Decision, ServerOptions};
+pub use handshake::{ClientOptions, ServerOptions};
 pub use random::{os_rng, ThreadCsprng};
 pub use socket::{SocketOptions, TcpKeepaliveOptions};
 pub use transport::{Runtime, Transport};
 
 pub use tether_core as core;
-pub use tether_core::handshake::{Accept, ClientRequest, HandshakeLimits};
+pub use tether_core::handshake::{Accept, ClientRequest, Decision, HandshakeLimits};
 #[cfg(feature = "deflate")]
 pub use tether_core::DeflateConfig;
 pub use tether_core::{

@@ -55,10 +55,11 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use tether_core::handshake::server::error_response;
-use tether_core::handshake::{ClientHandshake, HandshakeError, ServerHandshake};
+use tether_core::handshake::{
+    Answer, ClientHandshake, ClientResponse, HandshakeError, ServerHandshake,
+};
 use tether_core::{
-    Bytes, CloseCode, CloseFrame, Config, Connection, DataKind, Message, RandomSource, Role,
+    Bytes, CloseCode, CloseFrame, Config, Connection, DataKind, Message, RandomSource,
 };
 
 use crate::{os_rng, ClientOptions, Decision, Error, ServerOptions, SocketOptions};
@@ -1047,7 +1048,7 @@ impl Conn {
     fn is_done(&self) -> bool {
         let head_done = self.io.head_pos >= self.io.head.len();
         match &self.phase {
-            Phase::Open(conn) => head_done && conn.is_finished() && !conn.has_transmit(),
+            Phase::Open(conn) => head_done && conn.can_close_transport(),
             Phase::Ending(_) => head_done,
             _ => false,
         }
@@ -1082,27 +1083,21 @@ impl Conn {
                 return Err(e);
             }
         };
-        let (mut conn, rest, protocol) =
-            match (std::mem::replace(&mut self.phase, Phase::Ending(now)), done) {
-                (Phase::Client(c), Done::Client((response, rest))) => {
-                    let conn = Connection::new(Role::Client, c.config, c.rng, now);
-                    #[cfg(feature = "deflate")]
-                    let conn = conn.with_deflate(response.deflate);
-                    (conn, rest, response.protocol)
-                }
-                (Phase::Server(s), Done::Server(protocol)) => {
-                    let mut s = *s;
-                    let conn = Connection::new(Role::Server, s.config, os_rng(), now);
-                    #[cfg(feature = "deflate")]
-                    let conn = conn.with_deflate(s.hs.deflate_params());
-                    (conn, s.hs.take_leftover(), protocol)
-                }
-                _ => unreachable!("handshake outcome of the other role"),
-            };
-        // Frames that came with the handshake.
-        if !rest.is_empty() {
-            conn.handle_read(&rest, now);
-        }
+        let (conn, protocol) = match (std::mem::replace(&mut self.phase, Phase::Ending(now)), done)
+        {
+            (Phase::Client(c), Done::Client(response)) => {
+                let c = *c;
+                (
+                    c.hs.into_connection(c.config, c.rng, now),
+                    response.protocol,
+                )
+            }
+            (Phase::Server(s), Done::Server(protocol)) => {
+                let s = *s;
+                (s.hs.into_connection(s.config, os_rng(), now), protocol)
+            }
+            _ => unreachable!("handshake outcome of the other role"),
+        };
         self.phase = Phase::Open(conn);
         self.protocol = protocol;
         Ok(true)
@@ -1171,19 +1166,17 @@ impl Conn {
 
 /// A completed handshake, before its connection is made.
 enum Done {
-    Client(ClientDone),
+    Client(ClientResponse),
     /// The subprotocol chosen.
     Server(Option<String>),
 }
-
-type ClientDone = (tether_core::handshake::ClientResponse, Bytes);
 
 /// Connects, writes the request, reads the response.
 fn client_step(
     io: &mut Io,
     c: &mut ClientHs,
     scratch: &mut [u8],
-) -> Result<Option<ClientDone>, Error> {
+) -> Result<Option<ClientResponse>, Error> {
     if !c.connected {
         if let Some(e) = io.stream.take_error()? {
             return Err(e.into());
@@ -1220,7 +1213,7 @@ fn server_step(
     scratch: &mut [u8],
     acceptors: &mut [Acceptor],
 ) -> Result<Option<Option<String>>, Error> {
-    let request = loop {
+    let answer = loop {
         let Some(n) = io.read(scratch)? else {
             return Ok(None);
         };
@@ -1229,35 +1222,20 @@ fn server_step(
         }
         match s.hs.handle_read(&scratch[..n]) {
             Ok(None) => {}
-            Ok(Some(request)) => break request,
-            Err(e) => {
-                io.head = error_response(&e);
-                return Err(e.into());
+            Ok(Some(request)) => {
+                let decision = match &mut s.decide {
+                    Decide::Listener(i) => (acceptors[*i].hook)(&request),
+                    Decide::Once(hook) => {
+                        (hook.take().expect("one request per connection"))(&request)
+                    }
+                };
+                break s.hs.answer(decision);
             }
+            Err(e) => break Answer::failed(e),
         }
     };
-    let decision = match &mut s.decide {
-        Decide::Listener(i) => (acceptors[*i].hook)(&request),
-        Decide::Once(hook) => (hook.take().expect("one request per connection"))(&request),
-    };
-    let accept = match decision {
-        Ok(accept) => accept,
-        Err(response) => {
-            io.head = s.hs.reject(&response);
-            let status = response.status().as_u16();
-            return Err(HandshakeError::RejectedByApplication(status).into());
-        }
-    };
-    match s.hs.accept(&accept) {
-        Ok(bytes) => {
-            io.head = bytes;
-            Ok(Some(accept.protocol))
-        }
-        Err(e) => {
-            io.head = error_response(&e);
-            Err(e.into())
-        }
-    }
+    io.head = answer.bytes;
+    Ok(Some(answer.result?))
 }
 
 impl Io {

@@ -23,8 +23,9 @@ use std::time::Instant;
 use async_net::TcpStream;
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::handshake::{self, ClientOptions, Decision, ServerOptions};
+use crate::handshake::{self, ClientOptions, ServerOptions};
 use crate::transport::{Runtime, Transport};
+use crate::Decision;
 use crate::Error;
 
 /// Adapts a futures-io stream (async-net's `TcpStream`, async-tls, ...).

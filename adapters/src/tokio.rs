@@ -28,8 +28,9 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::handshake::{self, ClientOptions, Decision, ServerOptions};
+use crate::handshake::{self, ClientOptions, ServerOptions};
 use crate::transport::{Runtime, Transport};
+use crate::Decision;
 use crate::Error;
 
 /// Adapts a tokio stream (`TcpStream`, tokio-rustls, ...).

@@ -777,6 +777,13 @@ impl Connection {
         !self.out.is_empty() || !self.owed_pongs.is_empty()
     }
 
+    /// Whether the caller should close the transport now (shut down its
+    /// write side, or drop it): the connection is
+    /// [finished](Self::is_finished) and everything queued is written.
+    pub fn can_close_transport(&self) -> bool {
+        self.is_finished() && !self.has_transmit()
+    }
+
     /// Frames owed pongs while the transmit queue is below its high-water
     /// mark, or all of them before a close frame (nothing may follow it).
     fn frame_owed_pongs(&mut self, before_close: bool) {

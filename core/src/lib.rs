@@ -22,11 +22,12 @@
 //!    [`Connection::advance_transmit`] by the bytes written;
 //! 5. sleep until [`Connection::poll_timeout`] and call
 //!    [`Connection::handle_timeout`];
-//! 6. once [`Connection::is_finished`] and nothing is left to transmit,
-//!    close the socket.
+//! 6. once [`Connection::can_close_transport`] (finished, nothing left to
+//!    transmit), close the socket.
 //!
 //! The opening handshake comes first, through [`handshake::ClientHandshake`]
-//! or [`handshake::ServerHandshake`], in the same bytes-in, bytes-out style.
+//! or [`handshake::ServerHandshake`], in the same bytes-in, bytes-out style;
+//! each hands over its `Connection` (`into_connection`) when it is done.
 
 #![warn(missing_docs)]
 

@@ -9,7 +9,7 @@ use tether_core::handshake::{
     accept_key, Accept, ClientHandshake, ClientRequest, HandshakeError, HandshakeLimits,
     ServerHandshake,
 };
-use tether_core::{http, Bytes, Xoshiro256};
+use tether_core::{http, Bytes, Config, Event, Message, Role, Xoshiro256};
 
 // ---- helpers ----
 
@@ -55,7 +55,7 @@ fn response_for(key: &str, extra: &str) -> String {
 fn client_result(
     protocols: &[&str],
     make: impl Fn(&str) -> String,
-) -> Result<Option<(tether_core::handshake::ClientResponse, Bytes)>, HandshakeError> {
+) -> Result<Option<tether_core::handshake::ClientResponse>, HandshakeError> {
     let (mut hs, req) = client(1, protocols);
     let key = header(&req, "Sec-WebSocket-Key").unwrap().to_owned();
     hs.handle_read(make(&key).as_bytes())
@@ -177,14 +177,13 @@ fn client_request_from_url() {
 /// A correct 101 is accepted, with the chosen subprotocol.
 #[test]
 fn client_accepts_valid_response() {
-    let (resp, rest) = client_result(&["chat", "superchat"], |k| {
+    let resp = client_result(&["chat", "superchat"], |k| {
         response_for(k, "Sec-WebSocket-Protocol: superchat\r\n")
     })
     .unwrap()
     .expect("complete");
     assert_eq!(resp.protocol.as_deref(), Some("superchat"));
     assert_eq!(resp.response.status(), 101);
-    assert!(rest.is_empty());
 }
 
 /// Token lists and case are handled as HTTP says.
@@ -291,11 +290,19 @@ fn client_response_byte_by_byte_with_leftover() {
             "complete after {i} bytes"
         );
     }
-    let (_, rest) = hs
-        .handle_read(&bytes[head.len() - 1..])
+    hs.handle_read(&bytes[head.len() - 1..])
         .unwrap()
         .expect("complete");
-    assert_eq!(&rest[..], &frame);
+    // The connection it hands over has already read the frame.
+    let now = Instant::now();
+    let mut conn = hs.into_connection(
+        Config::without_keepalive(),
+        Box::new(Xoshiro256::from_seed(1)),
+        now,
+    );
+    assert_eq!(conn.role(), Role::Client);
+    assert_eq!(conn.poll_event(), Some(Event::Message(Message::text("hi"))));
+    assert_eq!(conn.poll_event(), None);
 }
 
 /// An endless response head fails instead of buffering forever.
@@ -612,12 +619,62 @@ fn client_and_server_agree() {
         .unwrap()
         .expect("valid request");
     let choice = server.offered_protocols()[1].clone();
-    let response = server
-        .accept(&Accept::default().with_protocol(Some(choice)))
-        .unwrap();
-    let (resp, rest) = client.handle_read(&response).unwrap().expect("complete");
+    let answer = server.answer(Ok(Accept::default().with_protocol(Some(choice))));
+    assert_eq!(answer.result, Ok(Some("v1.proto".to_owned())));
+    let resp = client
+        .handle_read(&answer.bytes)
+        .unwrap()
+        .expect("complete");
     assert_eq!(resp.protocol.as_deref(), Some("v1.proto"));
-    assert!(rest.is_empty());
+
+    // Each side hands over its connection, and they talk.
+    let now = Instant::now();
+    let rng = || Box::new(Xoshiro256::from_seed(2));
+    let mut c = client.into_connection(Config::without_keepalive(), rng(), now);
+    let mut s = server.into_connection(Config::without_keepalive(), rng(), now);
+    assert_eq!(s.role(), Role::Server);
+    c.send(Message::text("hello")).unwrap();
+    let mut iov = [std::io::IoSlice::new(&[]); 8];
+    let n = c.poll_transmit(&mut iov);
+    let wire: Vec<u8> = iov[..n].iter().flat_map(|b| b.iter().copied()).collect();
+    s.handle_read(&wire, now);
+    assert_eq!(s.poll_event(), Some(Event::Message(Message::text("hello"))));
+}
+
+/// The server's answer to each decision: the 101, the application's
+/// refusal (its status and body), or 400 for a subprotocol the client did
+/// not offer; a request that failed its checks gets its error response.
+#[test]
+fn the_server_answers_each_decision() {
+    let answered = |decision| {
+        let mut hs = server();
+        hs.handle_read(valid_request().as_bytes()).unwrap().unwrap();
+        hs.answer(decision)
+    };
+    let ok = answered(Ok(Accept::default()));
+    assert!(ok.bytes.starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(ok.result, Ok(None));
+
+    let mut no = http::Response::new(Bytes::from_static(b"go away"));
+    *no.status_mut() = http::StatusCode::FORBIDDEN;
+    let refused = answered(Err(Box::new(no)));
+    assert!(refused.bytes.starts_with(b"HTTP/1.1 403 "));
+    assert!(refused.bytes.ends_with(b"go away"));
+    assert_eq!(
+        refused.result,
+        Err(HandshakeError::RejectedByApplication(403))
+    );
+
+    let unoffered = answered(Ok(Accept::default().with_protocol(Some("nope".into()))));
+    assert!(unoffered.bytes.starts_with(b"HTTP/1.1 400 "));
+    assert_eq!(
+        unoffered.result,
+        Err(HandshakeError::ProtocolNotOffered("nope".into()))
+    );
+
+    let failed = tether_core::handshake::Answer::failed(HandshakeError::UnsupportedVersion);
+    assert!(failed.bytes.starts_with(b"HTTP/1.1 426 "));
+    assert_eq!(failed.result, Err(HandshakeError::UnsupportedVersion));
 }
 
 /// Request fields that would break the HTTP head are refused, not written.

@@ -14,6 +14,7 @@ use super::{
     HandshakeLimits, HeadBuffer,
 };
 use crate::rng::RandomSource;
+use crate::{Config, Connection, Role};
 
 /// What the client asks for.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +99,9 @@ pub struct ClientResponse {
     pub deflate: Option<crate::deflate::DeflateParams>,
 }
 
-/// Builds the request and checks the response.
+/// Builds the request and checks the response; once the server has
+/// accepted, [`into_connection`](Self::into_connection) opens the
+/// connection.
 #[derive(Debug)]
 pub struct ClientHandshake {
     key: String,
@@ -108,6 +111,17 @@ pub struct ClientHandshake {
     limits: HandshakeLimits,
     deadline: Instant,
     head: HeadBuffer,
+    /// Set once the server accepted: what the connection needs.
+    accepted: Option<Accepted>,
+}
+
+/// What an accepted response leaves for the connection.
+#[derive(Debug)]
+struct Accepted {
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateParams>,
+    /// Bytes after the head: the server's first frames.
+    rest: Bytes,
 }
 
 impl ClientHandshake {
@@ -178,6 +192,7 @@ impl ClientHandshake {
             limits,
             deadline,
             head: HeadBuffer::default(),
+            accepted: None,
         };
         Ok((state, out))
     }
@@ -197,12 +212,14 @@ impl ClientHandshake {
     }
 
     /// Takes response bytes. Returns `Ok(None)` until the head is complete,
-    /// then the checked response and the bytes after the head (the first
-    /// frames, for [`Connection::handle_read`](crate::Connection::handle_read)).
-    pub fn handle_read(
-        &mut self,
-        data: &[u8],
-    ) -> Result<Option<(ClientResponse, Bytes)>, HandshakeError> {
+    /// then the checked response; the bytes after the head (the server's
+    /// first frames) wait for [`into_connection`](Self::into_connection).
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<ClientResponse>, HandshakeError> {
+        if self.accepted.is_some() {
+            return Err(HandshakeError::Malformed(
+                "response bytes after the handshake completed".into(),
+            ));
+        }
         if !self.head.push(data) {
             if self.head.buf.len() > self.limits.max_head_size {
                 return Err(HandshakeError::HeadTooLarge);
@@ -269,15 +286,40 @@ impl ClientHandshake {
         *response.headers_mut() = map;
         let rest = Bytes::copy_from_slice(&self.head.buf[head_len..]);
         self.head = HeadBuffer::default();
-        Ok(Some((
-            ClientResponse {
-                response,
-                protocol,
-                #[cfg(feature = "deflate")]
-                deflate,
-            },
+        self.accepted = Some(Accepted {
+            #[cfg(feature = "deflate")]
+            deflate: deflate.clone(),
             rest,
-        )))
+        });
+        Ok(Some(ClientResponse {
+            response,
+            protocol,
+            #[cfg(feature = "deflate")]
+            deflate,
+        }))
+    }
+
+    /// The connection the accepted handshake opens at `now`: a client,
+    /// with permessage-deflate as agreed and the frames that came with the
+    /// response already read. `rng` must be a cryptographically secure
+    /// source on a real network: it makes the mask keys.
+    ///
+    /// # Panics
+    /// Before [`handle_read`](Self::handle_read) returned the response: a
+    /// bug in the caller, not something a peer can cause.
+    pub fn into_connection(
+        self,
+        config: Config,
+        rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Connection {
+        let accepted = self
+            .accepted
+            .expect("into_connection before the server accepted");
+        let conn = Connection::new(Role::Client, config, rng, now);
+        #[cfg(feature = "deflate")]
+        let conn = conn.with_deflate(accepted.deflate);
+        super::open_with(conn, &accepted.rest, now)
     }
 }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, ClientResponse};
-pub use server::{Accept, ServerHandshake};
+pub use server::{Accept, Answer, Decision, ServerHandshake};
 
 /// The GUID RFC 6455 appends to the client's key.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -217,6 +217,20 @@ fn to_header_map(headers: &[httparse::Header<'_>]) -> Result<http::HeaderMap, Ha
         map.append(name, value);
     }
     Ok(map)
+}
+
+/// Hands a connection just made from a handshake the bytes that came
+/// after the head (frames a peer sent without waiting): the one place a
+/// finished handshake becomes a connection, for both roles.
+fn open_with(
+    mut conn: crate::Connection,
+    rest: &[u8],
+    now: std::time::Instant,
+) -> crate::Connection {
+    if !rest.is_empty() {
+        conn.handle_read(rest, now);
+    }
+    conn
 }
 
 /// Writes `name: value\r\n` for every header.

@@ -13,6 +13,9 @@ use http::header::{
     CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 
+use crate::rng::RandomSource;
+use crate::{Config, Connection, Role};
+
 use super::{
     accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
     HandshakeLimits, HeadBuffer,
@@ -33,7 +36,39 @@ crate::__with_setters!(Accept {
     with_headers => headers: http::HeaderMap,
 });
 
-/// Parses the request and writes the response.
+/// The application's answer to an upgrade request: accept (subprotocol,
+/// extra headers) or reject with any response (boxed: a response is large
+/// next to an `Accept`).
+pub type Decision = Result<Accept, Box<http::Response<Bytes>>>;
+
+/// What a server writes once the request is in, and whether a connection
+/// follows: the 101 (`result` is `Ok` with the subprotocol chosen), the
+/// application's refusal, or an error response for a request that failed
+/// its checks. Write `bytes` either way; on `Err`, close the transport
+/// after them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The response to write.
+    pub bytes: Vec<u8>,
+    /// `Ok(subprotocol)`: call [`ServerHandshake::into_connection`].
+    pub result: Result<Option<String>, HandshakeError>,
+}
+
+impl Answer {
+    /// The answer to a request that failed its checks (or a handshake
+    /// that failed otherwise): [`error_response`] for `error`.
+    pub fn failed(error: HandshakeError) -> Self {
+        Self {
+            bytes: error_response(&error),
+            result: Err(error),
+        }
+    }
+}
+
+/// Parses the request and writes the response; after an accepting
+/// [`answer`](Self::answer), [`into_connection`](Self::into_connection)
+/// opens the connection.
 #[derive(Debug)]
 pub struct ServerHandshake {
     limits: HandshakeLimits,
@@ -217,6 +252,44 @@ impl ServerHandshake {
     #[must_use]
     pub fn reject(&self, response: &http::Response<Bytes>) -> Vec<u8> {
         encode_response(response)
+    }
+
+    /// What to write for the application's `decision` on the request
+    /// [`handle_read`](Self::handle_read) returned: the 101, the
+    /// application's own refusal, or 400 when it chose a subprotocol the
+    /// client did not offer. The one place this policy is written.
+    pub fn answer(&mut self, decision: Decision) -> Answer {
+        match decision {
+            Ok(accept) => match self.accept(&accept) {
+                Ok(bytes) => Answer {
+                    bytes,
+                    result: Ok(accept.protocol),
+                },
+                Err(e) => Answer::failed(e),
+            },
+            Err(response) => Answer {
+                bytes: self.reject(&response),
+                result: Err(HandshakeError::RejectedByApplication(
+                    response.status().as_u16(),
+                )),
+            },
+        }
+    }
+
+    /// The connection an accepting [`answer`](Self::answer) opens at
+    /// `now`: a server, with permessage-deflate as agreed and the frames a
+    /// client sent behind its request already read.
+    pub fn into_connection(
+        mut self,
+        config: Config,
+        rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Connection {
+        let rest = self.take_leftover();
+        let conn = Connection::new(Role::Server, config, rng, now);
+        #[cfg(feature = "deflate")]
+        let conn = conn.with_deflate(self.deflate_params());
+        super::open_with(conn, &rest, now)
     }
 }
 

@@ -15,36 +15,36 @@ use crate::{Error, WebSocket};
 /// and [`tokio::Tokio`](crate::tokio::Tokio).
 pub trait Connector: Runtime + Sized {
     /// The transport a connection runs over.
-    type Io: Transport + Send;
+    type Transport: Transport + Send;
 
     /// Connects to a `ws://` URL and runs the handshake, like the
     /// runtime's `connect_with`.
     fn connect(
         url: &str,
         options: ClientOptions,
-    ) -> impl Future<Output = Result<WebSocket<Self::Io, Self>, Error>> + Send + '_;
+    ) -> impl Future<Output = Result<WebSocket<Self::Transport, Self>, Error>> + Send + '_;
 }
 
 #[cfg(feature = "smol")]
 impl Connector for crate::smol::Smol {
-    type Io = crate::smol::Io<async_net::TcpStream>;
+    type Transport = crate::smol::FuturesIo<async_net::TcpStream>;
 
     fn connect(
         url: &str,
         options: ClientOptions,
-    ) -> impl Future<Output = Result<WebSocket<Self::Io, Self>, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<WebSocket<Self::Transport, Self>, Error>> + Send + '_ {
         crate::smol::connect_with(url, options)
     }
 }
 
 #[cfg(feature = "tokio")]
 impl Connector for crate::tokio::Tokio {
-    type Io = crate::tokio::Io<tokio::net::TcpStream>;
+    type Transport = crate::tokio::TokioIo<tokio::net::TcpStream>;
 
     fn connect(
         url: &str,
         options: ClientOptions,
-    ) -> impl Future<Output = Result<WebSocket<Self::Io, Self>, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<WebSocket<Self::Transport, Self>, Error>> + Send + '_ {
         crate::tokio::connect_with(url, options)
     }
 }

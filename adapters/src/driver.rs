@@ -81,11 +81,11 @@ impl Wake for Wakers {
 /// futures that hold a `WebSocket` (often in more than one slot of their
 /// state machine) stay small, which is most of an idle connection's memory.
 pub struct WebSocket<S, R: Runtime> {
-    s: Box<State<S, R>>,
+    inner: Box<Inner<S, R>>,
 }
 
 /// Everything a connection holds, behind the `WebSocket`'s one pointer.
-struct State<S, R: Runtime> {
+struct Inner<S, R: Runtime> {
     io: S,
     conn: Connection,
     protocol: Option<String>,
@@ -116,7 +116,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let wakers = Arc::new(Wakers::default());
         let proxy = Waker::from(wakers.clone());
         Self {
-            s: Box::new(State {
+            inner: Box::new(Inner {
                 io,
                 conn,
                 protocol,
@@ -136,36 +136,36 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     /// The protocol state machine, for its getters.
     pub fn connection(&self) -> &Connection {
-        &self.s.conn
+        &self.inner.conn
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.s.protocol.as_deref()
+        self.inner.protocol.as_deref()
     }
 
     /// Round trip of the last keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
-        self.s.conn.latency()
+        self.inner.conn.latency()
     }
 
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
-        self.s.conn.buffered_amount()
+        self.inner.conn.buffered_amount()
     }
 
     /// The underlying transport.
     pub fn get_ref(&self) -> &S {
-        &self.s.io
+        &self.inner.io
     }
 
     /// Starts the close handshake and drives it to its end: the peer's
     /// answer, or the close timeout. Messages still arriving are dropped.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.s.conn.close(code, reason)?;
+        self.inner.conn.close(code, reason)?;
         poll_fn(|cx| loop {
-            while self.s.conn.poll_event().is_some() {}
-            if self.s.transport_done {
+            while self.inner.conn.poll_event().is_some() {}
+            if self.inner.transport_done {
                 return Poll::Ready(self.transport_error().map_or(Ok(()), Err));
             }
             if !self.drive(Side::Read) {
@@ -183,24 +183,24 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// [`Connection::set_deliver_chunks`] or [`set_deliver_chunks`](Self::set_deliver_chunks)
     /// switches it off.
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
-        self.s.conn.set_deliver_chunks(true);
+        self.inner.conn.set_deliver_chunks(true);
         poll_fn(|cx| self.poll_next_chunk(cx)).await
     }
 
     /// Chooses whole messages (the default) or chunks for the messages that
     /// start from now on.
     pub fn set_deliver_chunks(&mut self, on: bool) {
-        self.s.conn.set_deliver_chunks(on);
+        self.inner.conn.set_deliver_chunks(on);
     }
 
     fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, Error>>> {
         loop {
             if let Some(ev) = self
-                .s
+                .inner
                 .stashed
                 .take()
                 .map(|e| *e)
-                .or_else(|| self.s.conn.poll_event())
+                .or_else(|| self.inner.conn.poll_event())
             {
                 let chunk = match ev {
                     Event::Chunk { kind, data, fin } => Chunk { kind, data, fin },
@@ -215,17 +215,17 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                         data: b,
                         fin: true,
                     },
-                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::WebSocket(e)))),
                     // Control events are answered by the core; an event a
                     // newer core adds means nothing to a chunk reader.
                     _ => continue,
                 };
                 return Poll::Ready(Some(Ok(chunk)));
             }
-            if let Some(e) = self.s.error.take() {
+            if let Some(e) = self.inner.error.take() {
                 return Poll::Ready(Some(Err(Error::Io(e))));
             }
-            if self.s.transport_done {
+            if self.inner.transport_done {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
@@ -249,7 +249,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             poll_fn(|cx| self.poll_ready_send(cx)).await?;
             match source.next().await {
                 Some(Ok(piece)) if piece.is_empty() => {}
-                Some(Ok(piece)) => self.s.conn.send_chunk(kind, piece, false)?,
+                Some(Ok(piece)) => self.inner.conn.send_chunk(kind, piece, false)?,
                 Some(Err(e)) => {
                     let _ = self
                         .close(CloseCode::INTERNAL_ERROR, "message source failed")
@@ -259,7 +259,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 None => break,
             }
         }
-        self.s.conn.send_chunk(kind, Bytes::new(), true)?;
+        self.inner.conn.send_chunk(kind, Bytes::new(), true)?;
         poll_fn(|cx| self.poll_flush_send(cx)).await
     }
 
@@ -282,8 +282,8 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let progress = self.drive_io();
         if progress {
             match side {
-                Side::Read => self.s.wakers.write.wake(),
-                Side::Write => self.s.wakers.read.wake(),
+                Side::Read => self.inner.wakers.write.wake(),
+                Side::Write => self.inner.wakers.read.wake(),
             }
         }
         progress
@@ -296,11 +296,11 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// waker to wake, so the task wakes itself to look again.
     fn park<T>(&self, side: Side, cx: &mut Context<'_>) -> Poll<T> {
         let waker = match side {
-            Side::Read => &self.s.wakers.read,
-            Side::Write => &self.s.wakers.write,
+            Side::Read => &self.inner.wakers.read,
+            Side::Write => &self.inner.wakers.write,
         };
         waker.register(cx.waker());
-        if self.s.wakers.woken.load(Ordering::Acquire) {
+        if self.inner.wakers.woken.load(Ordering::Acquire) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
@@ -310,21 +310,21 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// timers and reads. Returns whether anything changed; when not, every
     /// source has registered the proxy waker.
     fn drive_io(&mut self) -> bool {
-        if self.s.transport_done {
+        if self.inner.transport_done {
             return false;
         }
-        let proxy = self.s.proxy.take().expect("drives do not nest");
+        let proxy = self.inner.proxy.take().expect("drives do not nest");
         let progress = self.drive_io_with(&mut Context::from_waker(&proxy));
-        self.s.proxy = Some(proxy);
+        self.inner.proxy = Some(proxy);
         progress
     }
 
     fn drive_io_with(&mut self, cx: &mut Context<'_>) -> bool {
         // Taken before any source is polled, so a wake that comes while
         // they are is seen by the next drive.
-        if self.s.wakers.woken.swap(false, Ordering::Acquire) {
-            self.s.read_blocked = false;
-            self.s.timer_armed = false;
+        if self.inner.wakers.woken.swap(false, Ordering::Acquire) {
+            self.inner.read_blocked = false;
+            self.inner.timer_armed = false;
         }
         let mut progress = false;
 
@@ -332,17 +332,17 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let mut wrote = false;
         loop {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let n = self.s.conn.poll_transmit(&mut iov);
+            let n = self.inner.conn.poll_transmit(&mut iov);
             if n == 0 {
                 break;
             }
-            match self.s.io.poll_write_vectored(cx, &iov[..n]) {
+            match self.inner.io.poll_write_vectored(cx, &iov[..n]) {
                 Poll::Ready(Ok(0)) => {
                     self.fail(io::ErrorKind::WriteZero.into());
                     return true;
                 }
                 Poll::Ready(Ok(k)) => {
-                    self.s.conn.advance_transmit(k);
+                    self.inner.conn.advance_transmit(k);
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -354,7 +354,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
         if wrote {
             progress = true;
-            if let Poll::Ready(Err(e)) = self.s.io.poll_flush(cx) {
+            if let Poll::Ready(Err(e)) = self.inner.io.poll_flush(cx) {
                 self.fail(e);
                 return true;
             }
@@ -362,22 +362,22 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
         // Close the transport once the core is done with it.
         // A failed shutdown changes nothing: the connection is over.
-        if self.s.conn.can_close_transport() && self.s.io.poll_shutdown(cx).is_ready() {
-            self.s.transport_done = true;
+        if self.inner.conn.can_close_transport() && self.inner.io.poll_shutdown(cx).is_ready() {
+            self.inner.transport_done = true;
             return true;
         }
 
         progress |= self.drive_timer(cx);
 
         // Read, unless the socket said Pending and has not woken us since.
-        if self.s.conn.wants_read() && !self.s.read_blocked {
+        if self.inner.conn.wants_read() && !self.inner.read_blocked {
             match self.read(cx) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(e)) => {
                     self.fail(e);
                     return true;
                 }
-                Poll::Pending => self.s.read_blocked = true,
+                Poll::Pending => self.inner.read_blocked = true,
             }
         }
         progress
@@ -388,15 +388,24 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// moved earlier or after a wake (which may be the timer's); a deadline
     /// that moved later is left for the armed timer to find early.
     fn drive_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.s.conn.poll_timeout() else {
+        let Some(at) = self.inner.conn.poll_timeout() else {
             return false;
         };
-        if self.s.timer_armed && self.s.sleep.as_ref().is_some_and(|(_, armed)| *armed <= at) {
+        if self.inner.timer_armed
+            && self
+                .inner
+                .sleep
+                .as_ref()
+                .is_some_and(|(_, armed)| *armed <= at)
+        {
             return false;
         }
         let now = R::now();
         let due = now >= at || {
-            let (sleep, armed) = self.s.sleep.get_or_insert_with(|| (R::sleep_until(at), at));
+            let (sleep, armed) = self
+                .inner
+                .sleep
+                .get_or_insert_with(|| (R::sleep_until(at), at));
             if *armed != at {
                 R::reset(sleep, at);
                 *armed = at;
@@ -404,11 +413,11 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             Pin::new(sleep).poll(cx).is_ready()
         };
         if due {
-            self.s.conn.handle_timeout(now.max(at));
-            self.s.timer_armed = false;
+            self.inner.conn.handle_timeout(now.max(at));
+            self.inner.timer_armed = false;
             return true;
         }
-        self.s.timer_armed = true;
+        self.inner.timer_armed = true;
         false
     }
 
@@ -418,9 +427,9 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// such a read stops at the frame's end, and the extra reads (a third
     /// more at 64 KiB messages) cost more than the copy they save.
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let (io, conn) = (&mut self.s.io, &mut self.s.conn);
+        let (io, conn) = (&mut self.inner.io, &mut self.inner.conn);
         // (bytes read, whether they filled the buffer)
-        let scratch_read = if self.s.streaming {
+        let scratch_read = if self.inner.streaming {
             None
         } else {
             // Busy only if a transport's read drives another connection on
@@ -450,20 +459,20 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         });
         match r {
             Poll::Ready(Ok((0, _))) => {
-                self.s.conn.handle_eof(R::now());
-                self.s.streaming = false;
+                self.inner.conn.handle_eof(R::now());
+                self.inner.streaming = false;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Ok((_, filled))) => {
-                self.s.streaming = filled;
+                self.inner.streaming = filled;
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => {
-                self.s.streaming = false;
+                self.inner.streaming = false;
                 Poll::Ready(Err(e))
             }
             Poll::Pending => {
-                self.s.streaming = false;
+                self.inner.streaming = false;
                 Poll::Pending
             }
         }
@@ -471,31 +480,31 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     /// The transport failed: nothing more can be read or written.
     fn fail(&mut self, e: io::Error) {
-        if self.s.error.is_none() {
-            self.s.error = Some(e);
+        if self.inner.error.is_none() {
+            self.inner.error = Some(e);
         }
-        self.s.transport_done = true;
+        self.inner.transport_done = true;
     }
 
     fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             if let Some(ev) = self
-                .s
+                .inner
                 .stashed
                 .take()
                 .map(|e| *e)
-                .or_else(|| self.s.conn.poll_event())
+                .or_else(|| self.inner.conn.poll_event())
             {
                 let msg = match ev {
                     Event::Message(m) => m,
                     Event::Ping(p) => Message::Ping(p),
                     Event::Pong { payload, .. } => Message::Pong(payload),
                     Event::Close(frame) => Message::Close(frame),
-                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::WebSocket(e)))),
                     // Chunk delivery is on: say so rather than drop data,
                     // and keep the chunk for `next_chunk`.
                     chunk @ Event::Chunk { .. } => {
-                        self.s.stashed = Some(Box::new(chunk));
+                        self.inner.stashed = Some(Box::new(chunk));
                         return Poll::Ready(Some(Err(Error::Chunked)));
                     }
                     // An event a newer core adds and no Message carries.
@@ -505,10 +514,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
             // Only I/O errors are recorded here; the core reports its own
             // as events, in order.
-            if let Some(e) = self.s.error.take() {
+            if let Some(e) = self.inner.error.take() {
                 return Poll::Ready(Some(Err(Error::Io(e))));
             }
-            if self.s.transport_done {
+            if self.inner.transport_done {
                 return Poll::Ready(None);
             }
             if !self.drive(Side::Read) {
@@ -521,25 +530,25 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// original stays for the stream, so that a reader (maybe another task,
     /// after `split`) never mistakes a failed connection for a clean end.
     fn transport_error(&self) -> Option<Error> {
-        let e = self.s.error.as_ref()?;
+        let e = self.inner.error.as_ref()?;
         Some(Error::Io(io::Error::new(e.kind(), e.to_string())))
     }
 
     fn closed_error(&self) -> Error {
         self.transport_error()
-            .unwrap_or(Error::Ws(tether_core::Error::Closed))
+            .unwrap_or(Error::WebSocket(tether_core::Error::Closed))
     }
 
     fn poll_ready_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if self.s.transport_done || self.s.conn.state() != tether_core::State::Open {
+            if self.inner.transport_done || self.inner.conn.state() != tether_core::State::Open {
                 // Write what the core queued (the reply to the peer's
                 // close, say) before saying no: a sender that stops at this
                 // error (`send_all`) may drop the connection next.
                 self.drive(Side::Write);
                 return Poll::Ready(Err(self.closed_error()));
             }
-            if self.s.conn.is_writable() {
+            if self.inner.conn.is_writable() {
                 return Poll::Ready(Ok(()));
             }
             if !self.drive(Side::Write) {
@@ -550,10 +559,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     fn poll_flush_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if !self.s.conn.has_transmit() {
+            if !self.inner.conn.has_transmit() {
                 return Poll::Ready(Ok(()));
             }
-            if self.s.transport_done {
+            if self.inner.transport_done {
                 return Poll::Ready(Err(self.closed_error()));
             }
             if !self.drive(Side::Write) {
@@ -564,9 +573,9 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
 
     fn poll_close_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // Closing twice, or after the peer closed, is fine.
-        let _ = self.s.conn.close(CloseCode::NORMAL, "");
+        let _ = self.inner.conn.close(CloseCode::NORMAL, "");
         loop {
-            if self.s.transport_done {
+            if self.inner.transport_done {
                 return Poll::Ready(self.transport_error().map_or(Ok(()), Err));
             }
             if !self.drive(Side::Write) {
@@ -592,7 +601,11 @@ impl<S: Transport, R: Runtime> Sink<Message> for WebSocket<S, R> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.get_mut().s.conn.send(item).map_err(Error::Ws)
+        self.get_mut()
+            .inner
+            .conn
+            .send(item)
+            .map_err(Error::WebSocket)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -656,7 +669,7 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     /// Starts the close handshake and drives it to its end (see
     /// [`WebSocket::close`]); the stream half sees the peer's close.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        lock(&self.shared).s.conn.close(code, reason)?;
+        lock(&self.shared).inner.conn.close(code, reason)?;
         poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
     }
 }
@@ -664,7 +677,7 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
 impl<S: Transport, R: Runtime> WsStream<S, R> {
     /// [`WebSocket::next_chunk`] on the receiving half.
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
-        lock(&self.shared).s.conn.set_deliver_chunks(true);
+        lock(&self.shared).inner.conn.set_deliver_chunks(true);
         poll_fn(|cx| lock(&self.shared).poll_next_chunk(cx)).await
     }
 }
@@ -685,7 +698,11 @@ impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        lock(&self.shared).s.conn.send(item).map_err(Error::Ws)
+        lock(&self.shared)
+            .inner
+            .conn
+            .send(item)
+            .map_err(Error::WebSocket)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 
-use crate::smol::{Io, Smol};
+use crate::smol::{FuturesIo, Smol};
 use crate::transport::Transport;
 use crate::{Message, ServerOptions};
 
@@ -80,7 +80,7 @@ fn no_read_is_retried_before_a_wake() {
         let server = smol::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let io = Counting {
-                inner: Io(stream),
+                inner: FuturesIo(stream),
                 counts: server_counts,
             };
             let mut ws = crate::handshake::server::<_, Smol>(io, &ServerOptions::default(), |_| {

@@ -6,8 +6,9 @@ use std::{fmt, io};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// A protocol, handshake or state error from the core.
-    Ws(tether_core::Error),
+    /// The WebSocket failed (its handshake, the protocol, a keepalive
+    /// timeout) or a command was refused: the core's error.
+    WebSocket(tether_core::Error),
     /// The socket failed.
     Io(io::Error),
     /// A message arrived in chunks (chunk delivery is on) where the message
@@ -32,7 +33,7 @@ impl Error {
     /// failed handshake, local misuse.
     pub fn close_code(&self) -> Option<tether_core::CloseCode> {
         match self {
-            Self::Ws(e) => e.close_code(),
+            Self::WebSocket(e) => e.close_code(),
             Self::Resume(e) => Some(e.close_code()),
             _ => None,
         }
@@ -43,7 +44,7 @@ impl Error {
     /// [`HandshakeError::http_status`](tether_core::handshake::HandshakeError::http_status)).
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            Self::Ws(e) => e.http_status(),
+            Self::WebSocket(e) => e.http_status(),
             _ => None,
         }
     }
@@ -51,7 +52,7 @@ impl Error {
     /// The handshake failed (the connection never opened).
     pub fn handshake_error(&self) -> Option<&tether_core::handshake::HandshakeError> {
         match self {
-            Self::Ws(tether_core::Error::Handshake(e)) => Some(e),
+            Self::WebSocket(tether_core::Error::Handshake(e)) => Some(e),
             _ => None,
         }
     }
@@ -68,7 +69,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Ws(e) => e.fmt(f),
+            Self::WebSocket(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
             Self::Resume(e) => e.fmt(f),
@@ -83,7 +84,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Ws(e) => Some(e),
+            Self::WebSocket(e) => Some(e),
             Self::Io(e) => Some(e),
             Self::Resume(e) => Some(e),
             Self::Chunked | Self::NotRetried(_) | Self::TlsUnavailable => None,
@@ -93,13 +94,13 @@ impl std::error::Error for Error {
 
 impl From<tether_core::Error> for Error {
     fn from(e: tether_core::Error) -> Self {
-        Self::Ws(e)
+        Self::WebSocket(e)
     }
 }
 
 impl From<tether_core::handshake::HandshakeError> for Error {
     fn from(e: tether_core::handshake::HandshakeError) -> Self {
-        Self::Ws(e.into())
+        Self::WebSocket(e.into())
     }
 }
 

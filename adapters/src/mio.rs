@@ -1,12 +1,12 @@
 //! tether on raw mio: one thread, many connections, no futures.
 //!
 //! A [`Driver`] owns a [`mio::Poll`] and every connection registered with
-//! it: servers accepted by [`listen`](Connections::listen) (or handed over
-//! with [`accept`](Connections::accept)), clients opened with
-//! [`connect`](Connections::connect). Each call to [`Driver::poll_with`]
+//! it: servers accepted by [`listen`](ConnectionSet::listen) (or handed over
+//! with [`accept`](ConnectionSet::accept)), clients opened with
+//! [`connect`](ConnectionSet::connect). Each call to [`Driver::poll_with`]
 //! waits for readiness or the earliest deadline of all connections, moves
 //! bytes between the sockets and the core, and hands each [`Event`] to a
-//! callback that may answer at once through [`Connections`]. Like every
+//! callback that may answer at once through [`ConnectionSet`]. Like every
 //! tether adapter it makes no protocol decision: the core frames, checks,
 //! times out and closes; this module reads, writes, sleeps and keeps the
 //! books.
@@ -34,14 +34,14 @@
 //! before the close frame the error queues. [`Driver::poll`], which
 //! collects events in a `Vec`, takes them all first.
 //!
-//! Backpressure: [`pause`](Connections::pause) stops handing a
+//! Backpressure: [`pause`](ConnectionSet::pause) stops handing a
 //! connection's events over; the core's inbound queue then fills,
 //! `wants_read()` turns false and the socket is no longer read, so TCP
-//! slows the peer down. On the way out, [`is_writable`](Connections::is_writable)
+//! slows the peer down. On the way out, [`is_writable`](ConnectionSet::is_writable)
 //! says whether to queue more, and [`Event::Writable`] says when to resume;
 //! a write that would block leaves the bytes in the core.
 //!
-//! Name resolution in [`connect`](Connections::connect) uses the system
+//! Name resolution in [`connect`](ConnectionSet::connect) uses the system
 //! resolver, which blocks: pass an IP address to keep the loop responsive.
 
 use std::cmp::Reverse;
@@ -131,7 +131,7 @@ pub enum Event {
     },
     /// The peer's close frame; the core has queued the answer.
     Close(Option<CloseFrame>),
-    /// The transmit queue drained after [`Connections::is_writable`] said
+    /// The transmit queue drained after [`ConnectionSet::is_writable`] said
     /// false: queue more.
     Writable,
     /// The handshake, the protocol or the socket failed.
@@ -144,7 +144,7 @@ pub enum Event {
 type Hook = Box<dyn FnMut(&http::Request<()>) -> Decision + Send>;
 type OnceHook = Box<dyn FnOnce(&http::Request<()>) -> Decision + Send>;
 /// Where events go.
-type Handler<'a> = dyn FnMut(&mut Connections, ConnectionId, Event) + 'a;
+type Handler<'a> = dyn FnMut(&mut ConnectionSet, ConnectionId, Event) + 'a;
 
 /// Settings and hook of one listener.
 struct Acceptor {
@@ -186,7 +186,7 @@ enum Phase {
 }
 
 /// The socket, with what is known of its readiness.
-struct Io {
+struct Socket {
     stream: TcpStream,
     /// Handshake bytes to write before anything from the core.
     head: Vec<u8>,
@@ -207,7 +207,7 @@ struct Ready {
 }
 
 struct Conn {
-    io: Io,
+    io: Socket,
     phase: Phase,
     protocol: Option<String>,
     paused: bool,
@@ -229,16 +229,16 @@ struct Slot {
 }
 
 /// A mio event loop driving WebSocket connections. It dereferences to
-/// [`Connections`], whose methods open, feed and close connections.
+/// [`ConnectionSet`], whose methods open, feed and close connections.
 pub struct Driver {
     poll: Poll,
     events: Events,
     waker: Arc<Waker>,
-    conns: Connections,
+    conns: ConnectionSet,
 }
 
 /// The connections of a [`Driver`], as its callback sees them.
-pub struct Connections {
+pub struct ConnectionSet {
     registry: Registry,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -266,7 +266,7 @@ impl Driver {
             poll,
             events: Events::with_capacity(1024),
             waker,
-            conns: Connections {
+            conns: ConnectionSet {
                 registry,
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -293,15 +293,15 @@ impl Driver {
     /// Waits up to `timeout` (`None`: until something happens) for
     /// readiness or a deadline, does all the I/O that can proceed, and calls
     /// `handler` with each event. `handler` may send, close, connect and
-    /// so on through the [`Connections`] it is given; what it sends in
+    /// so on through the [`ConnectionSet`] it is given; what it sends in
     /// answer to an event is queued before the connection's next event is
     /// taken. May return without an event.
     pub fn poll_with<F>(&mut self, timeout: Option<Duration>, mut handler: F) -> io::Result<()>
     where
-        F: FnMut(&mut Connections, ConnectionId, Event),
+        F: FnMut(&mut ConnectionSet, ConnectionId, Event),
     {
         let delivered = std::cell::Cell::new(false);
-        let mut counting = |conns: &mut Connections, id, event| {
+        let mut counting = |conns: &mut ConnectionSet, id, event| {
             delivered.set(true);
             handler(conns, id, event)
         };
@@ -361,14 +361,14 @@ impl Driver {
 }
 
 impl Deref for Driver {
-    type Target = Connections;
-    fn deref(&self) -> &Connections {
+    type Target = ConnectionSet;
+    fn deref(&self) -> &ConnectionSet {
         &self.conns
     }
 }
 
 impl DerefMut for Driver {
-    fn deref_mut(&mut self) -> &mut Connections {
+    fn deref_mut(&mut self) -> &mut ConnectionSet {
         &mut self.conns
     }
 }
@@ -417,7 +417,7 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
-impl Connections {
+impl ConnectionSet {
     // ---- opening connections ----
 
     /// Listens on `addr` and accepts WebSocket connections with the
@@ -553,7 +553,7 @@ impl Connections {
         ready: bool,
     ) -> io::Result<ConnectionId> {
         let conn = Conn {
-            io: Io {
+            io: Socket {
                 stream,
                 head,
                 head_pos: 0,
@@ -695,7 +695,7 @@ impl Connections {
                 io::ErrorKind::NotConnected,
                 "the opening handshake is not over",
             ))),
-            _ => Err(Error::Ws(tether_core::Error::Closed)),
+            _ => Err(Error::WebSocket(tether_core::Error::Closed)),
         }
     }
 
@@ -901,7 +901,7 @@ impl Connections {
                 tether_core::Event::Ping(p) => Event::Ping(p),
                 tether_core::Event::Pong { payload, latency } => Event::Pong { payload, latency },
                 tether_core::Event::Close(frame) => Event::Close(frame),
-                tether_core::Event::Error(e) => Event::Error(Error::Ws(e)),
+                tether_core::Event::Error(e) => Event::Error(Error::WebSocket(e)),
                 // An event a newer core adds that this loop does not carry.
                 _ => continue,
             };
@@ -1022,9 +1022,9 @@ impl Connections {
     }
 }
 
-impl fmt::Debug for Connections {
+impl fmt::Debug for ConnectionSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connections")
+        f.debug_struct("ConnectionSet")
             .field("live", &self.live)
             .finish_non_exhaustive()
     }
@@ -1173,7 +1173,7 @@ enum Done {
 
 /// Connects, writes the request, reads the response.
 fn client_step(
-    io: &mut Io,
+    io: &mut Socket,
     c: &mut ClientHs,
     scratch: &mut [u8],
 ) -> Result<Option<ClientResponse>, Error> {
@@ -1208,7 +1208,7 @@ fn client_step(
 /// Reads the request, asks the application, queues the response in
 /// `head`: `Some(subprotocol)` once accepted.
 fn server_step(
-    io: &mut Io,
+    io: &mut Socket,
     s: &mut ServerHs,
     scratch: &mut [u8],
     acceptors: &mut [Acceptor],
@@ -1238,7 +1238,7 @@ fn server_step(
     Ok(Some(answer.result?))
 }
 
-impl Io {
+impl Socket {
     /// One read: `None` when it would block (or readiness is not known).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         while self.readable {

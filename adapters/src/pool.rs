@@ -139,7 +139,7 @@ struct Shared<R: Connector> {
 
 struct Endpoint<R: Connector> {
     /// Returned connections and when; the most recent last.
-    idle: Vec<(WebSocket<R::Io, R>, Instant)>,
+    idle: Vec<(WebSocket<R::Transport, R>, Instant)>,
     /// Connections open: idle, checked out, or being connected/checked.
     open: usize,
     /// Bumped whenever a connection or a slot is given back.
@@ -175,7 +175,7 @@ impl<R: Connector> Endpoint<R> {
 /// size of the connection it may carry does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Step<R: Connector> {
-    Reuse(WebSocket<R::Io, R>),
+    Reuse(WebSocket<R::Transport, R>),
     Connect,
     Wait(u64),
 }
@@ -306,7 +306,7 @@ impl<R: Connector> Shared<R> {
 
     /// Takes an idle connection or a slot for a new one, or says to wait;
     /// also hands back the endpoint's expired idle connections to close.
-    fn next_step(&self, url: &str) -> (Step<R>, Vec<WebSocket<R::Io, R>>) {
+    fn next_step(&self, url: &str) -> (Step<R>, Vec<WebSocket<R::Transport, R>>) {
         let mut endpoints = self.lock();
         let ep = endpoints.entry(url.to_owned()).or_default();
         let expired = self.take_expired(ep, R::now());
@@ -325,7 +325,7 @@ impl<R: Connector> Shared<R> {
 
     /// Removes the endpoint's idle connections older than `idle_timeout`
     /// and frees their places.
-    fn take_expired(&self, ep: &mut Endpoint<R>, now: Instant) -> Vec<WebSocket<R::Io, R>> {
+    fn take_expired(&self, ep: &mut Endpoint<R>, now: Instant) -> Vec<WebSocket<R::Transport, R>> {
         let timeout = self.options.idle_timeout;
         let mut expired = Vec::new();
         let mut i = 0;
@@ -357,7 +357,7 @@ impl<R: Connector> Shared<R> {
     }
 
     /// Puts a connection back as idle.
-    fn give_back(&self, url: &str, ws: WebSocket<R::Io, R>) {
+    fn give_back(&self, url: &str, ws: WebSocket<R::Transport, R>) {
         let mut endpoints = self.lock();
         let ep = endpoints.entry(url.to_owned()).or_default();
         ep.idle.push((ws, R::now()));
@@ -379,7 +379,10 @@ impl<R: Connector> Shared<R> {
     /// The health check: the connection, if it is open and (when the
     /// check is on) answers a ping in time with nothing else arriving
     /// first; `None` after closing it otherwise.
-    async fn check(&self, mut ws: WebSocket<R::Io, R>) -> Option<WebSocket<R::Io, R>> {
+    async fn check(
+        &self,
+        mut ws: WebSocket<R::Transport, R>,
+    ) -> Option<WebSocket<R::Transport, R>> {
         if ws.connection().state() != State::Open {
             return None;
         }
@@ -460,13 +463,13 @@ impl<R: Connector> Drop for Slot<R> {
 /// (`next_chunk`, `send_stream`) should be followed by `discard`, though
 /// the next checkout's health check would catch a dead connection anyway.
 pub struct Pooled<R: Connector> {
-    ws: Option<WebSocket<R::Io, R>>,
+    ws: Option<WebSocket<R::Transport, R>>,
     slot: Slot<R>,
     failed: bool,
 }
 
 impl<R: Connector> Pooled<R> {
-    fn new(mut slot: Slot<R>, ws: WebSocket<R::Io, R>) -> Self {
+    fn new(mut slot: Slot<R>, ws: WebSocket<R::Transport, R>) -> Self {
         slot.armed = false;
         Self {
             ws: Some(ws),
@@ -481,7 +484,7 @@ impl<R: Connector> Pooled<R> {
     }
 
     /// Takes the connection out of the pool for good, freeing its place.
-    pub fn into_inner(mut self) -> WebSocket<R::Io, R> {
+    pub fn into_inner(mut self) -> WebSocket<R::Transport, R> {
         self.failed = true;
         self.ws.take().expect("present until drop")
     }
@@ -491,7 +494,7 @@ impl<R: Connector> Pooled<R> {
         &self.slot.url
     }
 
-    fn ws(&mut self) -> Pin<&mut WebSocket<R::Io, R>> {
+    fn ws(&mut self) -> Pin<&mut WebSocket<R::Transport, R>> {
         Pin::new(self.ws.as_mut().expect("present until drop"))
     }
 
@@ -513,7 +516,7 @@ impl<R: Connector> fmt::Debug for Pooled<R> {
 }
 
 impl<R: Connector> Deref for Pooled<R> {
-    type Target = WebSocket<R::Io, R>;
+    type Target = WebSocket<R::Transport, R>;
     fn deref(&self) -> &Self::Target {
         self.ws.as_ref().expect("present until drop")
     }

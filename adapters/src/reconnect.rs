@@ -229,7 +229,7 @@ impl<R: Connector> Reconnector<R> {
     /// Calling it while the last connection was not reported ended counts
     /// as [`session_ended`](Self::session_ended) with [`Failure::Other`],
     /// retried whatever the policy says: the application asked.
-    pub async fn connect(&mut self) -> Result<WebSocket<R::Io, R>, Error> {
+    pub async fn connect(&mut self) -> Result<WebSocket<R::Transport, R>, Error> {
         if self.up_since.is_some() {
             let up_for = self.mark_down();
             self.emit(ReconnectEvent::Disconnected {
@@ -351,7 +351,7 @@ fn attempt_failure(e: &Error) -> Failure {
 impl From<&Error> for Failure {
     fn from(e: &Error) -> Self {
         match e {
-            Error::Ws(ws) => Failure::from_error(ws),
+            Error::WebSocket(ws) => Failure::from_error(ws),
             Error::Io(io) => Failure::Io(io.kind()),
             Error::Chunked => Failure::Other,
             Error::NotRetried(f) => *f,

@@ -74,7 +74,7 @@ where
     Src: Stream<Item = io::Result<(BatchWriter, Bytes)>>,
 {
     let Some(hello) = next_binary(ws).await? else {
-        return Err(Error::Ws(tether_core::Error::Closed));
+        return Err(Error::WebSocket(tether_core::Error::Closed));
     };
     let (mut sender, from) = match Sender::accept(&hello, max_window) {
         Ok(ok) => ok,

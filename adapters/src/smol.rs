@@ -30,9 +30,9 @@ use crate::Error;
 
 /// Adapts a futures-io stream (async-net's `TcpStream`, async-tls, ...).
 #[derive(Debug)]
-pub struct Io<S>(pub S);
+pub struct FuturesIo<S>(pub S);
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Transport for FuturesIo<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
@@ -71,7 +71,7 @@ impl Runtime for Smol {
 }
 
 /// A WebSocket on smol, over a TCP stream by default.
-pub type WebSocket<S = TcpStream> = crate::WebSocket<Io<S>, Smol>;
+pub type WebSocket<S = TcpStream> = crate::WebSocket<FuturesIo<S>, Smol>;
 
 /// Connects to a `ws://` URL with default options.
 pub async fn connect(url: &str) -> Result<WebSocket, Error> {
@@ -93,7 +93,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     request: &tether_core::handshake::ClientRequest,
     options: &ClientOptions,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::client::<_, Smol>(Io(stream), request, options).await
+    handshake::client::<_, Smol>(FuturesIo(stream), request, options).await
 }
 
 /// Accepts a WebSocket on a freshly accepted stream, with default options.
@@ -113,5 +113,5 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::server::<_, Smol>(Io(stream), options, decide).await
+    handshake::server::<_, Smol>(FuturesIo(stream), options, decide).await
 }

@@ -35,9 +35,9 @@ use crate::Error;
 
 /// Adapts a tokio stream (`TcpStream`, tokio-rustls, ...).
 #[derive(Debug)]
-pub struct Io<S>(pub S);
+pub struct TokioIo<S>(pub S);
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Transport for TokioIo<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut rb = ReadBuf::new(buf);
         match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
@@ -83,7 +83,7 @@ impl Runtime for Tokio {
 }
 
 /// A WebSocket on tokio, over a TCP stream by default.
-pub type WebSocket<S = TcpStream> = crate::WebSocket<Io<S>, Tokio>;
+pub type WebSocket<S = TcpStream> = crate::WebSocket<TokioIo<S>, Tokio>;
 
 /// Connects to a `ws://` URL with default options.
 pub async fn connect(url: &str) -> Result<WebSocket, Error> {
@@ -105,7 +105,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     request: &tether_core::handshake::ClientRequest,
     options: &ClientOptions,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::client::<_, Tokio>(Io(stream), request, options).await
+    handshake::client::<_, Tokio>(TokioIo(stream), request, options).await
 }
 
 /// Accepts a WebSocket on a freshly accepted stream, with default options.
@@ -125,5 +125,5 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::server::<_, Tokio>(Io(stream), options, decide).await
+    handshake::server::<_, Tokio>(TokioIo(stream), options, decide).await
 }

@@ -248,7 +248,7 @@ fn check(runtime: &str, freeze: Instant, reports: Vec<(&str, Report)>) {
         assert!(
             matches!(
                 end,
-                Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+                Some(Err(Error::WebSocket(tether::core::Error::KeepaliveTimeout)))
             ),
             "{runtime} {who}: expected the keepalive timeout, got {end:?}"
         );
@@ -360,7 +360,7 @@ fn dead_peer_detected_on_tokio() {
             assert!(
                 matches!(
                     end,
-                    Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+                    Some(Err(Error::WebSocket(tether::core::Error::KeepaliveTimeout)))
                 ),
                 "tokio {who}: expected the keepalive timeout, got {end:?}"
             );
@@ -440,7 +440,7 @@ fn dead_peer_while_sending_on<T: Rt>(runtime: &str) {
             let failure = failure.map(|f| f.0);
             let keepalive = matches!(
                 failure,
-                Some(Error::Ws(tether::core::Error::KeepaliveTimeout))
+                Some(Error::WebSocket(tether::core::Error::KeepaliveTimeout))
             );
             let what = format!(
                 "send failed with {:?}, then {failure:?} and the end",
@@ -473,7 +473,7 @@ fn dead_peer_while_sending_on<T: Rt>(runtime: &str) {
             };
             let keepalive = matches!(
                 end,
-                Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+                Some(Err(Error::WebSocket(tether::core::Error::KeepaliveTimeout)))
             );
             let what = format!("{received} messages before the freeze, then {end:?}");
             let _ = report_tx.send(("client", Instant::now(), what, keepalive, Vec::new()));
@@ -621,14 +621,14 @@ fn dead_peer_while_sending_on_tokio() {
         assert!(
             matches!(
                 end,
-                Some(Err(Error::Ws(tether::core::Error::KeepaliveTimeout)))
+                Some(Err(Error::WebSocket(tether::core::Error::KeepaliveTimeout)))
             ),
             "client: expected the keepalive timeout, got {end:?}"
         );
         assert!(
             matches!(
                 failure,
-                Some((Error::Ws(tether::core::Error::KeepaliveTimeout), _))
+                Some((Error::WebSocket(tether::core::Error::KeepaliveTimeout), _))
             ),
             "server: expected the keepalive timeout, got {failure:?}"
         );

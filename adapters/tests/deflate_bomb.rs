@@ -320,7 +320,7 @@ fn serve_one() {
         let mut outcome = String::from("no error");
         while let Some(item) = ws.next().await {
             match item {
-                Err(Error::Ws(CoreError::Protocol(ProtocolError::MessageTooLarge {
+                Err(Error::WebSocket(CoreError::Protocol(ProtocolError::MessageTooLarge {
                     size,
                     limit,
                 }))) => outcome = format!("message too big ({size} > {limit})"),

@@ -19,7 +19,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 fn run_until<S>(
     driver: &mut Driver,
     state: &mut S,
-    mut on_event: impl FnMut(&mut S, &mut tether::mio::Connections, ConnectionId, Event),
+    mut on_event: impl FnMut(&mut S, &mut tether::mio::ConnectionSet, ConnectionId, Event),
     done: impl Fn(&S) -> bool,
 ) {
     let give_up = Instant::now() + DEADLINE;
@@ -252,6 +252,6 @@ fn failed_connect_reports_error_then_closed() {
     assert!(driver.is_empty());
     assert!(matches!(
         driver.send(id, Message::text("late")),
-        Err(Error::Ws(tether::core::Error::Closed))
+        Err(Error::WebSocket(tether::core::Error::Closed))
     ));
 }

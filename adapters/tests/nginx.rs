@@ -325,7 +325,7 @@ fn websocket_keepalive_through_nginx() {
             assert!(
                 matches!(
                     end,
-                    Some(Err(Error::Ws(tether::core::Error::AbnormalClosure)))
+                    Some(Err(Error::WebSocket(tether::core::Error::AbnormalClosure)))
                 ),
                 "{case}: expected an abnormal closure, got {end:?}"
             );

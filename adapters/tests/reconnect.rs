@@ -263,7 +263,7 @@ async fn does_not_retry_401<R: TestRt>() {
     assert!(
         matches!(
             err,
-            Error::Ws(tether::core::Error::Handshake(HandshakeError::Rejected(
+            Error::WebSocket(tether::core::Error::Handshake(HandshakeError::Rejected(
                 401
             )))
         ),
@@ -452,7 +452,7 @@ async fn attempts_time_out<R: TestRt>() {
     assert!(
         matches!(
             err,
-            Error::Ws(tether::core::Error::Handshake(HandshakeError::TimedOut))
+            Error::WebSocket(tether::core::Error::Handshake(HandshakeError::TimedOut))
         ),
         "{err:?}"
     );

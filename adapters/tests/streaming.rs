@@ -118,7 +118,7 @@ macro_rules! streaming_test {
                 let mut ws = tether::$rt::connect_with(&format!("ws://{addr}/"), client_opts)
                     .await
                     .unwrap();
-                assert_eq!(ws.connection().is_compressed(), $compress);
+                assert_eq!(ws.connection().deflate_negotiated(), $compress);
                 let mut check = Checker {
                     seen: 0,
                     largest: 0,

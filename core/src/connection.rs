@@ -288,7 +288,7 @@ impl Connection {
     }
 
     /// Whether permessage-deflate was negotiated.
-    pub fn is_compressed(&self) -> bool {
+    pub fn deflate_negotiated(&self) -> bool {
         #[cfg(feature = "deflate")]
         return self.decompressor.is_some();
         #[cfg(not(feature = "deflate"))]
@@ -619,8 +619,8 @@ impl Connection {
         }
         let (opcode, compress) = match self.sending {
             None => match kind {
-                DataKind::Text => (OpCode::Text, self.is_compressed()),
-                DataKind::Binary => (OpCode::Binary, self.is_compressed()),
+                DataKind::Text => (OpCode::Text, self.deflate_negotiated()),
+                DataKind::Binary => (OpCode::Binary, self.deflate_negotiated()),
             },
             Some((k, compressed)) if k == kind => (OpCode::Continuation, compressed),
             Some(_) => return Err(Error::ChunkOutOfOrder),
@@ -1145,7 +1145,7 @@ impl Connection {
         // RSV1 marks a compressed message: only with permessage-deflate,
         // and only on a message's first frame (RFC 7692 section 6).
         let compressed = h.rsv == 0b100
-            && self.is_compressed()
+            && self.deflate_negotiated()
             && matches!(opcode, OpCode::Text | OpCode::Binary);
         if h.rsv != 0 && !compressed {
             return Err(ProtocolError::ReservedBits(h.rsv));

@@ -55,7 +55,7 @@ fn pair_with(
         now,
     )
     .with_deflate(Some(sp));
-    assert!(c.is_compressed() && s.is_compressed());
+    assert!(c.deflate_negotiated() && s.deflate_negotiated());
     (c, s)
 }
 
@@ -141,7 +141,7 @@ fn deliver(from: &mut Connection, to: &mut Connection, cuts: &[usize]) -> Vec<Ev
 #[test]
 fn rsv1_without_negotiation_is_1002() {
     let mut s = conn(Role::Server, Instant::now());
-    assert!(!s.is_compressed());
+    assert!(!s.deflate_negotiated());
     let frame = Raw::to(Role::Server, TEXT, deflated(b"hello")).rsv(RSV1);
     let (evs, code) = feed_all(&mut s, &frame.encode());
     assert_eq!(

@@ -279,7 +279,7 @@ fn python_server(rt: Rt, mode: &str) {
 async fn exchange<S: tether::Transport, R: tether::Runtime>(
     mut ws: tether::WebSocket<S, R>,
 ) -> (bool, String) {
-    let compressed = ws.connection().is_compressed();
+    let compressed = ws.connection().deflate_negotiated();
     let all = messages();
     let (single, burst) = all.split_at(2 * SIZES.len());
     for (i, m) in single.iter().enumerate() {

@@ -485,7 +485,7 @@ async fn serve<S: Transport, R: Runtime>(
             return report;
         }
     };
-    report.compressed = ws.connection().is_compressed();
+    report.compressed = ws.connection().deflate_negotiated();
     report.end = loop {
         match ws.next().await {
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {

@@ -5,7 +5,7 @@
 //! one event loop, as in a real mio program. The scenarios are async; a
 //! small proxy ([`MioWs`]) gives them the `Stream` + `Sink` face they use
 //! on smol and tokio, and only forwards: messages go to the loop through a
-//! channel and are queued there with `Connections::send`, events come back
+//! channel and are queued there with `ConnectionSet::send`, events come back
 //! from `Driver::poll_with`. Framing, masking, pings, timeouts, close codes
 //! and flow control all happen in the driver and the core, over real
 //! sockets. The proxy's own bookkeeping mirrors the async adapters':
@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, Stream};
 use smol::Async;
-use tether::mio::{ConnectionId, Connections, Driver, Event};
+use tether::mio::{ConnectionId, ConnectionSet, Driver, Event};
 use tether::{
     http, ClientOptions, CloseCode, Config, Decision, Error, Message, ServerOptions, State,
 };
@@ -166,7 +166,7 @@ impl LinkState {
     }
 
     /// Copies the driver's view of the connection.
-    fn refresh(&mut self, conns: &mut Connections, id: ConnectionId) {
+    fn refresh(&mut self, conns: &mut ConnectionSet, id: ConnectionId) {
         if let Some(conn) = conns.connection(id) {
             self.state = conn.state();
             self.buffered = conn.buffered_amount();
@@ -184,7 +184,7 @@ impl LinkState {
     fn closed_error(&self) -> Error {
         match &self.io_error {
             Some((kind, msg)) => Error::Io(io::Error::new(*kind, msg.clone())),
-            None => Error::Ws(tether::core::Error::Closed),
+            None => Error::WebSocket(tether::core::Error::Closed),
         }
     }
 
@@ -243,7 +243,7 @@ fn run(mut driver: Driver, inbox: mpsc::Receiver<Command>) {
     }
 }
 
-fn on_event(conns: &mut Connections, id: ConnectionId, st: &mut LinkState, event: Event) {
+fn on_event(conns: &mut ConnectionSet, id: ConnectionId, st: &mut LinkState, event: Event) {
     let item = match event {
         Event::Open => {
             st.opened = true;

@@ -119,7 +119,7 @@ fn describe(m: &Message) -> String {
 }
 
 fn is_closed(r: &Result<(), Error>) -> bool {
-    matches!(r, Err(Error::Ws(WsError::Closed)))
+    matches!(r, Err(Error::WebSocket(WsError::Closed)))
 }
 
 // ---- helpers ----
@@ -407,7 +407,7 @@ pub async fn ping_pong<R: Rt>() {
     assert!(
         matches!(
             too_long,
-            Err(Error::Ws(WsError::ControlPayloadTooLong(126)))
+            Err(Error::WebSocket(WsError::ControlPayloadTooLong(126)))
         ),
         "{too_long:?}"
     );
@@ -487,12 +487,18 @@ pub async fn close_invalid_code<R: Rt>() {
     let mut ws = R::connect(&url).await.expect("connect");
     let direct = ws.close_handshake(CloseCode::NO_STATUS, "nope").await;
     assert!(
-        matches!(direct, Err(Error::Ws(WsError::InvalidCloseCode(1005)))),
+        matches!(
+            direct,
+            Err(Error::WebSocket(WsError::InvalidCloseCode(1005)))
+        ),
         "close(1005): {direct:?}"
     );
     let via_sink = ws.send(close_message(1006, "nope")).await;
     assert!(
-        matches!(via_sink, Err(Error::Ws(WsError::InvalidCloseCode(1006)))),
+        matches!(
+            via_sink,
+            Err(Error::WebSocket(WsError::InvalidCloseCode(1006)))
+        ),
         "send(Close(1006)): {via_sink:?}"
     );
     assert_eq!(ws.state(), State::Open);
@@ -545,7 +551,7 @@ pub async fn peer_vanishes_mid_message<R: Rt>() {
         items[0]
     );
     assert!(
-        matches!(items[1], Err(Error::Ws(WsError::AbnormalClosure))),
+        matches!(items[1], Err(Error::WebSocket(WsError::AbnormalClosure))),
         "a truncated message and EOF are an abnormal closure: {:?}",
         items[1]
     );
@@ -577,7 +583,9 @@ pub async fn unmasked_frame_closes_1002<R: Rt>() {
     assert!(
         matches!(
             items[0],
-            Err(Error::Ws(WsError::Protocol(ProtocolError::UnmaskedFrame)))
+            Err(Error::WebSocket(WsError::Protocol(
+                ProtocolError::UnmaskedFrame
+            )))
         ),
         "{:?}",
         items[0]
@@ -646,12 +654,12 @@ where
 }
 
 fn rejected_by_app(r: &Result<(Option<String>, Vec<Message>), Error>, status: u16) -> bool {
-    matches!(r, Err(Error::Ws(WsError::Handshake(HandshakeError::RejectedByApplication(s)))) if *s == status)
+    matches!(r, Err(Error::WebSocket(WsError::Handshake(HandshakeError::RejectedByApplication(s)))) if *s == status)
 }
 
 fn rejected<T>(r: &Result<T, Error>) -> Option<u16> {
     match r {
-        Err(Error::Ws(WsError::Handshake(HandshakeError::Rejected(s)))) => Some(*s),
+        Err(Error::WebSocket(WsError::Handshake(HandshakeError::Rejected(s)))) => Some(*s),
         _ => None,
     }
 }
@@ -799,7 +807,7 @@ pub async fn subprotocol_not_offered<R: Rt>() {
     );
     let outcomes = server.await;
     assert!(
-        matches!(&outcomes[0], Err(Error::Ws(WsError::Handshake(HandshakeError::ProtocolNotOffered(p)))) if p == "c"),
+        matches!(&outcomes[0], Err(Error::WebSocket(WsError::Handshake(HandshakeError::ProtocolNotOffered(p)))) if p == "c"),
         "{:?}",
         outcomes[0]
     );
@@ -1054,7 +1062,10 @@ pub async fn keepalive_timeout_closes_1011<R: Rt>() {
     let ((ping_op, ping), (close_op, close), rest) = raw::join(peer);
 
     assert!(
-        matches!(items[..], [Err(Error::Ws(WsError::KeepaliveTimeout))]),
+        matches!(
+            items[..],
+            [Err(Error::WebSocket(WsError::KeepaliveTimeout))]
+        ),
         "server: {items:?}"
     );
     assert_eq!(
@@ -1125,7 +1136,9 @@ pub async fn handshake_timeouts<R: Rt>() {
     assert!(
         matches!(
             accepted,
-            Err(Error::Ws(WsError::Handshake(HandshakeError::TimedOut)))
+            Err(Error::WebSocket(WsError::Handshake(
+                HandshakeError::TimedOut
+            )))
         ),
         "server: {:?}",
         accepted.err()
@@ -1151,7 +1164,9 @@ pub async fn handshake_timeouts<R: Rt>() {
     assert!(
         matches!(
             connected,
-            Err(Error::Ws(WsError::Handshake(HandshakeError::TimedOut)))
+            Err(Error::WebSocket(WsError::Handshake(
+                HandshakeError::TimedOut
+            )))
         ),
         "client: {:?}",
         connected.err()

@@ -35,7 +35,7 @@ pub struct SmolRt;
 
 #[cfg(feature = "smol")]
 impl Rt for SmolRt {
-    type S = tether::smol::Io<smol::net::TcpStream>;
+    type S = tether::smol::FuturesIo<smol::net::TcpStream>;
     type R = tether::smol::Smol;
     fn block_on<T>(fut: impl Future<Output = T>) -> T {
         smol::block_on(fut)
@@ -62,7 +62,7 @@ pub struct TokioRt;
 
 #[cfg(feature = "tokio")]
 impl Rt for TokioRt {
-    type S = tether::tokio::Io<tokio::net::TcpStream>;
+    type S = tether::tokio::TokioIo<tokio::net::TcpStream>;
     type R = tether::tokio::Tokio;
     fn block_on<T>(fut: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,134 @@
+//! The close handshake, failing the connection, and the timers that
+//! bound both (keepalive, idle and close timeouts).
+
+use super::*;
+
+impl Connection {
+    /// Runs the timers due at `now`: keepalive pings, the ping timeout
+    /// (fails the connection with 1011) and the close timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(deadline) = self.close_deadline {
+            if now >= deadline && !self.close_timed_out {
+                // Give up on the peer: what it has not read by now it never
+                // will, and waiting for it would keep the socket open.
+                self.close_timed_out = true;
+                self.out = Outbox::new(self.role == Role::Client);
+                self.owed_pongs.clear();
+            }
+        }
+        if self.sent_close || self.received_close || self.failed {
+            return;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if now >= deadline_after(self.last_input, idle) {
+                // Nothing arrived for too long (pongs count): close politely.
+                let _ = self.close(CloseCode::GOING_AWAY, "idle timeout");
+                return;
+            }
+        }
+        match self.keepalive.poll(&self.config, now, self.inbound_full()) {
+            Due::Nothing => {}
+            Due::Ping => {
+                let payload = Keepalive::payload(&mut *self.rng);
+                self.keepalive.ping_sent(&self.config, payload, now);
+                let payload = Bytes::copy_from_slice(&payload);
+                self.out
+                    .push_frame(true, 0, OpCode::Ping, &payload, &mut *self.rng);
+            }
+            Due::TimedOut => {
+                self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
+                self.push_event(Event::Error(Error::KeepaliveTimeout));
+            }
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason` (cut to 123
+    /// bytes). Data queued before still goes out first. Closing twice is a
+    /// no-op.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(Error::InvalidCloseCode(code.0));
+        }
+        let mut payload = Vec::with_capacity(2 + reason.len().min(123));
+        encode_close_payload(
+            Some(&CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }),
+            &mut payload,
+        );
+        self.queue_close(Bytes::from(payload));
+        Ok(())
+    }
+
+    pub(super) fn close_without_code(&mut self) -> Result<(), Error> {
+        self.queue_close(Bytes::new());
+        Ok(())
+    }
+
+    pub(super) fn queue_close(&mut self, payload: Bytes) {
+        if self.sent_close || self.failed || self.eof {
+            return;
+        }
+        self.sent_close = true;
+        self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
+        self.frame_owed_pongs(true);
+        self.out.push_close_after_data(payload, &mut *self.rng);
+    }
+
+    /// Fails the connection: drops unsent data, sends a close frame with
+    /// `code` and ignores all further input.
+    pub(super) fn fail_with(&mut self, code: CloseCode, reason: &str) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.frame = None;
+        self.message = None;
+        self.rbuf = BytesMut::new();
+        self.read_base = None;
+        if !self.sent_close && !self.eof {
+            // Data queued before the failure (answers to messages the
+            // application already had) still goes out, then the close.
+            self.sent_close = true;
+            let mut payload = Vec::new();
+            encode_close_payload(
+                Some(&CloseFrame {
+                    code,
+                    reason: reason.to_owned(),
+                }),
+                &mut payload,
+            );
+            self.frame_owed_pongs(true);
+            self.out
+                .push_close_after_data(Bytes::from(payload), &mut *self.rng);
+        }
+        self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) should be
+    /// called, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            // A failed server is finished at once, yet its close frame may
+            // sit behind data a dead peer never reads: the close timeout
+            // still bounds that wait.
+            return self
+                .close_deadline
+                .filter(|_| self.has_transmit() && !self.close_timed_out);
+        }
+        if self.sent_close || self.received_close || self.failed {
+            return self.close_deadline;
+        }
+        let idle = self
+            .config
+            .idle_timeout
+            .map(|t| deadline_after(self.last_input, t));
+        match (self.keepalive.deadline(&self.config), idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! connections are not tether's async `WebSocket` also implements
 //! `harness::Socket` for them: the mio event loop does so in `mio_rt.rs`
 //! with a thin proxy, and runs every scenario. Adding a scenario:
-//! write `pub async fn name<R: Rt>()` in `scenarios.rs` and add its name
+//! write `pub async fn name<R: Rt>()` in the `scenarios/` file of its concern and add its name
 //! to the list in `runtime_suite!`.
 //!
 //! Run with `cargo test -p tether --all-features --test loopback`.

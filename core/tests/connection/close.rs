@@ -1,0 +1,332 @@
+//! The close handshake: close payloads, who closes TCP, the close timeout, failing while events wait.
+
+use crate::*;
+
+// ---- close payloads ----
+
+/// Close payloads must be empty or a sendable code with a UTF-8 reason.
+#[test]
+fn invalid_close_payloads() {
+    for role in ROLES {
+        let cases: Vec<(Vec<u8>, ClosePayloadError, u16)> = vec![
+            (vec![0x03], ClosePayloadError::Truncated, 1002),
+            (
+                close_payload(1005, b""),
+                ClosePayloadError::InvalidCode(1005),
+                1002,
+            ),
+            (
+                close_payload(1006, b""),
+                ClosePayloadError::InvalidCode(1006),
+                1002,
+            ),
+            (
+                close_payload(999, b""),
+                ClosePayloadError::InvalidCode(999),
+                1002,
+            ),
+            (
+                close_payload(1015, b""),
+                ClosePayloadError::InvalidCode(1015),
+                1002,
+            ),
+            (
+                close_payload(1004, b""),
+                ClosePayloadError::InvalidCode(1004),
+                1002,
+            ),
+            (
+                close_payload(5000, b""),
+                ClosePayloadError::InvalidCode(5000),
+                1002,
+            ),
+            (
+                close_payload(1000, b"bad \xff reason"),
+                ClosePayloadError::InvalidReason,
+                1007,
+            ),
+        ];
+        for (payload, err, code) in cases {
+            let frame = Raw::to(role, CLOSE, payload).encode();
+            assert_fails(
+                role,
+                config(),
+                &frame,
+                ProtocolError::InvalidClosePayload(err),
+                code,
+            );
+        }
+    }
+}
+
+// ---- close handshake ----
+
+/// Receiving a close frame reports it and echoes its code.
+#[test]
+fn received_close_is_echoed() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(4001, b"bye")).encode(),
+            now,
+        );
+        let frame = CloseFrame {
+            code: CloseCode(4001),
+            reason: "bye".into(),
+        };
+        assert_eq!(events(&mut c), [Event::Close(Some(frame))]);
+        assert_eq!(sent_close_code(&mut c), Some(4001), "{role:?}");
+        assert_ne!(c.state(), State::Open);
+
+        // A close without a code is answered without a code.
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, CLOSE, b"").encode(), now);
+        assert_eq!(events(&mut c), [Event::Close(None)]);
+        assert_eq!(sent_close_code(&mut c), None);
+    }
+}
+
+/// The server closes TCP as soon as both close frames have crossed, in
+/// either order.
+#[test]
+fn server_is_finished_after_close_exchange() {
+    let now = Instant::now();
+    // The server starts the close.
+    let mut s = conn(Role::Server, now);
+    s.close(CloseCode::NORMAL, "done").unwrap();
+    assert_eq!(s.state(), State::Closing);
+    assert!(!s.is_finished());
+    let frames = sent_frames(&mut s);
+    assert_eq!((frames.len(), frames[0].close_code()), (1, Some(1000)));
+    assert_eq!(&frames[0].payload[2..], b"done");
+    s.handle_read(
+        &Raw::to(Role::Server, CLOSE, close_payload(1000, b"")).encode(),
+        now,
+    );
+    assert_eq!(
+        events(&mut s),
+        [Event::Close(Some(CloseFrame {
+            code: CloseCode::NORMAL,
+            reason: String::new()
+        }))]
+    );
+    assert!(s.is_finished());
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.poll_timeout(), None);
+    assert!(!s.wants_read());
+    assert!(!s.has_transmit(), "no second close frame");
+
+    // The client starts the close.
+    let mut s = conn(Role::Server, now);
+    s.handle_read(
+        &Raw::to(Role::Server, CLOSE, close_payload(1001, b"")).encode(),
+        now,
+    );
+    assert!(s.is_finished());
+    assert_eq!(sent_close_code(&mut s), Some(1001));
+}
+
+/// A client that has exchanged close frames waits for the server to end
+/// TCP; EOF then finishes it without an error.
+#[test]
+fn client_waits_for_eof_after_close_exchange() {
+    let now = Instant::now();
+    let mut c = conn(Role::Client, now);
+    c.handle_read(
+        &Raw::to(Role::Client, CLOSE, close_payload(1000, b"")).encode(),
+        now,
+    );
+    assert_eq!(sent_close_code(&mut c), Some(1000));
+    assert!(!c.is_finished());
+    assert_eq!(c.state(), State::Closing);
+    c.handle_eof(at(now, 10));
+    assert!(c.is_finished());
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(
+        events(&mut c),
+        [Event::Close(Some(CloseFrame {
+            code: CloseCode::NORMAL,
+            reason: String::new()
+        }))],
+        "no AbnormalClosure after a close handshake"
+    );
+}
+
+/// A client whose server never ends TCP gives up at the close timeout.
+#[test]
+fn client_gives_up_at_close_timeout() {
+    let now = Instant::now();
+    let config = config().with_close_timeout(Duration::from_secs(3));
+    let mut c = conn_at(Role::Client, config, now);
+    c.close(CloseCode::GOING_AWAY, "").unwrap();
+    assert_eq!(sent_close_code(&mut c), Some(1001));
+    assert_eq!(c.poll_timeout(), Some(at(now, 3000)));
+    c.handle_read(
+        &Raw::to(Role::Client, CLOSE, close_payload(1001, b"")).encode(),
+        at(now, 1000),
+    );
+    assert!(!c.has_transmit(), "the client's close is not sent twice");
+    assert!(!c.is_finished());
+    c.handle_timeout(at(now, 2999));
+    assert!(!c.is_finished());
+    c.handle_timeout(at(now, 3000));
+    assert!(c.is_finished());
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+/// A server whose client never answers its close gives up too.
+#[test]
+fn server_gives_up_at_close_timeout() {
+    let now = Instant::now();
+    let mut s = conn(Role::Server, now);
+    s.close(CloseCode::NORMAL, "").unwrap();
+    let deadline = now + s.config().close_timeout;
+    assert_eq!(s.poll_timeout(), Some(deadline));
+    s.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!s.is_finished());
+    s.handle_timeout(deadline);
+    assert!(s.is_finished());
+}
+
+/// Data received after our close, before the peer's, is still delivered.
+#[test]
+fn data_after_our_close_is_delivered() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        c.close(CloseCode::NORMAL, "").unwrap();
+        c.handle_read(
+            &wire(&[
+                Raw::to(role, TEXT, "still"),
+                Raw::to(role, CLOSE, close_payload(1000, b"")),
+            ]),
+            now,
+        );
+        assert_eq!(events(&mut c).first(), Some(&text("still")));
+    }
+}
+
+/// Nothing can be sent once the close handshake has started.
+#[test]
+fn sending_after_close_fails() {
+    for role in ROLES {
+        let now = Instant::now();
+        // After our own close.
+        let mut c = conn(role, now);
+        c.close(CloseCode::NORMAL, "").unwrap();
+        assert_eq!(c.send(Message::text("x")), Err(Error::Closed));
+        assert_eq!(c.send(Message::binary(&b"x"[..])), Err(Error::Closed));
+        assert_eq!(c.ping(Bytes::new()), Err(Error::Closed));
+        assert_eq!(
+            c.send_chunk(DataKind::Binary, Bytes::new(), true),
+            Err(Error::Closed)
+        );
+        // A second close is a no-op.
+        c.close(CloseCode::NORMAL, "").unwrap();
+        assert_eq!(sent_close_code(&mut c), Some(1000));
+
+        // After the peer's close.
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, CLOSE, b"").encode(), now);
+        assert_eq!(c.send(Message::text("x")), Err(Error::Closed), "{role:?}");
+
+        // After a failure.
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, 3, b"").encode(), now);
+        let _ = events(&mut c);
+        assert_eq!(c.send(Message::text("x")), Err(Error::Closed), "{role:?}");
+    }
+}
+
+/// close() refuses codes that may not appear on the wire.
+#[test]
+fn close_with_invalid_code_is_refused() {
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+        let mut c = conn(Role::Client, Instant::now());
+        assert_eq!(
+            c.close(CloseCode(code), ""),
+            Err(Error::InvalidCloseCode(code))
+        );
+        assert_eq!(c.state(), State::Open);
+        assert!(!c.has_transmit());
+    }
+}
+
+/// A long close reason is cut to fit a control frame.
+#[test]
+fn close_reason_is_truncated() {
+    let mut c = conn(Role::Server, Instant::now());
+    c.close(CloseCode::NORMAL, &"é".repeat(100)).unwrap();
+    let frames = sent_frames(&mut c);
+    assert!(frames[0].payload.len() <= 125);
+    assert!(std::str::from_utf8(&frames[0].payload[2..]).is_ok());
+}
+
+/// Data queued before close() goes out before the close frame.
+#[test]
+fn close_goes_out_after_queued_data() {
+    let config = config().with_fragment_size(10);
+    let mut c = conn_at(Role::Server, config, Instant::now());
+    c.send(Message::binary(vec![1u8; 35])).unwrap();
+    c.close(CloseCode::NORMAL, "").unwrap();
+    let frames = sent_frames(&mut c);
+    let ops: Vec<u8> = frames.iter().map(|f| f.opcode).collect();
+    assert_eq!(ops, [BINARY, CONT, CONT, CONT, CLOSE]);
+}
+
+/// A message read before a violation in the same read is delivered first,
+/// and a reply sent in answer goes out before the close frame.
+#[test]
+fn deferred_failure_lets_the_application_answer() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        let bytes = wire(&[
+            Raw::to(role, TEXT, "question"),
+            Raw::to(role, TEXT, "bad").rsv(2),
+        ]);
+        c.handle_read(&bytes, now);
+        assert!(
+            !c.has_transmit(),
+            "no close before the application has seen the message"
+        );
+        assert_eq!(c.poll_event(), Some(text("question")));
+        c.send(Message::text("answer")).unwrap();
+        assert_eq!(
+            c.poll_event(),
+            Some(Event::Error(Error::Protocol(ProtocolError::ReservedBits(
+                2
+            ))))
+        );
+        assert_eq!(c.poll_event(), None);
+        let frames = sent_frames(&mut c);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(
+            (frames[0].opcode, frames[0].payload.as_slice()),
+            (TEXT, &b"answer"[..])
+        );
+        assert_eq!(frames[1].close_code(), Some(1002));
+        assert_eq!(c.send(Message::text("too late")), Err(Error::Closed));
+    }
+}
+
+/// TCP ending without a close frame is an abnormal closure.
+#[test]
+fn eof_without_close_is_abnormal() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        // Half a frame, then EOF.
+        c.handle_read(&Raw::to(role, TEXT, "cut short").encode()[..4], now);
+        c.handle_eof(now);
+        assert_eq!(events(&mut c), [Event::Error(Error::AbnormalClosure)]);
+        assert!(c.is_finished());
+        assert_eq!(c.state(), State::Closed);
+        assert!(!c.wants_read());
+        assert!(!c.has_transmit(), "no close frame into a closed stream");
+        c.handle_eof(now);
+        assert_eq!(events(&mut c), [], "EOF is reported once");
+    }
+}

@@ -1,5 +1,5 @@
 //! Loopback integration tests of the adapters: real sockets on 127.0.0.1
-//! (ephemeral ports), every scenario written once in `scenarios.rs` and
+//! (ephemeral ports), every scenario written once in `scenarios/` and
 //! run on every runtime through the [`harness::Rt`] trait.
 //!
 //! Adding a runtime: implement `Rt` for it in `harness.rs` and add one

@@ -2,7 +2,7 @@
 //! that keeps getting cut, with nothing lost and nothing duplicated.
 //!
 //! On first run it creates an SQLite database of sensor readings. A server
-//! (a child process) streams the table in batches with `tether::resume`; a
+//! (a child process) streams the table in batches with `tether_resume`; a
 //! client stores them in its own SQLite database, each batch and its
 //! resume position in one transaction. Between them a relay cuts the
 //! connection `--chaos N` times at random byte counts; the client

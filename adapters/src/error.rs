@@ -14,9 +14,6 @@ pub enum Error {
     /// A message arrived in chunks (chunk delivery is on) where the message
     /// `Stream` expects whole messages; read it with `next_chunk`.
     Chunked,
-    /// The peer broke the resumable-transfer protocol (`tether::resume`);
-    /// the connection was closed with 1008.
-    Resume(tether_core::resume::ResumeError),
     /// A reconnecting client stopped: its policy does not retry this
     /// failure, or its attempts ran out.
     NotRetried(tether_core::backoff::Failure),
@@ -28,13 +25,12 @@ pub enum Error {
 
 impl Error {
     /// The close code the connection ended with because of this error
-    /// (see [`tether_core::Error::close_code`]; 1008 for a resume protocol
-    /// violation). `None` when no close is involved: an I/O error, a
+    /// (see [`tether_core::Error::close_code`]). `None` when no close is
+    /// involved: an I/O error, a
     /// failed handshake, local misuse.
     pub fn close_code(&self) -> Option<tether_core::CloseCode> {
         match self {
             Self::WebSocket(e) => e.close_code(),
-            Self::Resume(e) => Some(e.close_code()),
             _ => None,
         }
     }
@@ -72,7 +68,6 @@ impl fmt::Display for Error {
             Self::WebSocket(e) => e.fmt(f),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
-            Self::Resume(e) => e.fmt(f),
             Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
             Self::TlsUnavailable => f.write_str(
                 "wss:// needs TLS, which this build of tether cannot open: connect a TLS stream and run the handshake over it with `client`",
@@ -86,7 +81,6 @@ impl std::error::Error for Error {
         match self {
             Self::WebSocket(e) => Some(e),
             Self::Io(e) => Some(e),
-            Self::Resume(e) => Some(e),
             Self::Chunked | Self::NotRetried(_) | Self::TlsUnavailable => None,
         }
     }

@@ -1,6 +1,12 @@
 //! The opening handshake over any [`Transport`]: writes and reads bytes
 //! for the core's sans-IO handshake, within the core's deadline.
 
+// The async handshake serves smol and tokio; a build with neither (mio
+// alone, or no runtime for tether-resume) leaves it unused.
+#![cfg_attr(
+    not(any(feature = "smol", feature = "tokio")),
+    allow(dead_code, unused_imports)
+)]
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};

@@ -36,7 +36,6 @@ mod driver;
 mod error;
 mod handshake;
 mod random;
-pub mod resume;
 mod socket;
 mod transport;
 
@@ -66,6 +65,7 @@ pub use tether_core::{
 };
 
 /// The request for `url` with the options' origin, subprotocols and headers.
+#[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
 fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, Error> {
     let mut request = ClientRequest::from_url(url)?;
     #[cfg(feature = "deflate")]

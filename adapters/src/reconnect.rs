@@ -357,8 +357,6 @@ impl From<&Error> for Failure {
             Error::NotRetried(f) => *f,
             // A URL this build cannot serve: asking again will not help.
             Error::TlsUnavailable => Failure::Handshake,
-            // We closed with the violation's code (1008).
-            Error::Resume(r) => Failure::Protocol(r.close_code().0),
         }
     }
 }

@@ -44,7 +44,6 @@ mod keepalive;
 pub mod mask;
 mod message;
 mod outbox;
-pub mod resume;
 mod rng;
 pub mod time;
 pub mod utf8;

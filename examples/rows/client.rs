@@ -11,9 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use tether::core::resume::{Batch, SUBPROTOCOL};
 use tether::reconnect::{BackoffConfig, ReconnectEvent, ReconnectOptions, Reconnector};
 use tether::ClientOptions;
+use tether_resume::{Batch, SUBPROTOCOL};
 
 use super::db;
 
@@ -105,7 +105,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     loop {
         let mut ws = reconnector.connect().await?;
         let outcome =
-            tether::resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
+            tether_resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
                 .await;
         match outcome {
             Ok(received) if received.complete => break,

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use tether::core::resume::Position;
 use tether::core::{Bytes, RandomSource, Xoshiro256};
+use tether_resume::Position;
 
 use super::codec::{Row, RowRef};
 
@@ -151,7 +151,7 @@ fn insert_sql(rows: usize) -> String {
 }
 
 /// Stores a batch's rows, decoded in place, and the position after them
-/// in one transaction: the exactly-once guarantee of `tether::resume`
+/// in one transaction: the exactly-once guarantee of `tether_resume`
 /// rests on this. Returns the rows stored. A row that is already there
 /// (a duplicate) fails the primary key, and with it the transaction.
 pub fn commit_batch(

@@ -1,6 +1,6 @@
 //! The million-rows showcase, as a library so its test drives the same
 //! code: a table of sensor readings in SQLite streamed over one
-//! WebSocket connection in batches with `tether::resume`, through a relay
+//! WebSocket connection in batches with `tether_resume`, through a relay
 //! that cuts the connection, and stored exactly once on the other side.
 
 pub mod client;

@@ -7,10 +7,10 @@ use std::thread;
 
 use futures_util::Stream;
 use smol::net::TcpListener;
-use tether::core::resume::{BatchWriter, Position, SUBPROTOCOL};
 use tether::core::Bytes;
 use tether::http::{Response, StatusCode};
 use tether::{Accept, ServerOptions};
+use tether_resume::{BatchWriter, Position, SUBPROTOCOL};
 
 use super::{codec, db};
 
@@ -46,7 +46,7 @@ pub async fn run(listener: TcpListener, config: ServeConfig) -> io::Result<()> {
 async fn serve_one(
     stream: smol::net::TcpStream,
     config: &ServeConfig,
-) -> Result<(), tether::Error> {
+) -> Result<(), tether_resume::Error> {
     let mut ws = tether::smol::accept_with(stream, &server_options(), |req| {
         let offered = req
             .headers()
@@ -67,7 +67,7 @@ async fn serve_one(
     })
     .await?;
     let (db, batch_rows) = (config.db.clone(), config.batch_rows);
-    tether::resume::serve(&mut ws, config.max_window, |from| {
+    tether_resume::serve(&mut ws, config.max_window, |from| {
         source(db, from, batch_rows)
     })
     .await?;

@@ -1,8 +1,8 @@
-//! `tether::resume` on real connections: a full transfer across runtimes,
+//! `tether_resume` on real connections: a full transfer across runtimes,
 //! and what each kind of bad input or local failure does: a receiver or a
 //! sender that breaks the protocol is closed with 1008 and reported as
-//! `Error::Resume`; a failing source or store closes with 1011 and is
-//! reported as `Error::Io`; the receiver's position always ends at what
+//! `Error::Protocol`; a failing source or store closes with 1011 and is
+//! reported as `Error::Local`; the receiver's position always ends at what
 //! its store committed.
 
 use std::io;
@@ -10,9 +10,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{stream, SinkExt, StreamExt};
-use tether::core::resume::{Batch, BatchWriter, Frame, Position, ResumeError};
 use tether::core::Bytes;
-use tether::{CloseCode, Error, Message};
+use tether::{CloseCode, Message};
+use tether_resume::Error;
+use tether_resume::{Batch, BatchWriter, Frame, Position, ResumeError};
 
 /// A source of `n` batches of one byte each (the batch's index); the
 /// cursor is the index too.
@@ -80,7 +81,7 @@ where
 /// also sends the answer to the peer's close).
 async fn close_code<S>(ws: &mut S) -> Option<u16>
 where
-    S: futures_util::Stream<Item = Result<Message, Error>> + Unpin,
+    S: futures_util::Stream<Item = Result<Message, tether::Error>> + Unpin,
 {
     let mut code = None;
     while let Some(msg) = ws.next().await {
@@ -94,7 +95,7 @@ where
 #[test]
 fn a_transfer_completes_from_a_smol_sender_to_a_tokio_receiver() {
     let addr = server(|mut ws| async move {
-        let served = tether::resume::serve(&mut ws, 3, |from| source(from, 50))
+        let served = tether_resume::serve(&mut ws, 3, |from| source(from, 50))
             .await
             .unwrap();
         assert!(served.complete);
@@ -111,10 +112,9 @@ fn a_transfer_completes_from_a_smol_sender_to_a_tokio_receiver() {
         let mut ws = tether::tokio::connect(&format!("ws://{addr}/"))
             .await
             .unwrap();
-        let received =
-            tether::resume::receive(&mut ws, &mut position, 3, &mut sink, &mut committed)
-                .await
-                .unwrap();
+        let received = tether_resume::receive(&mut ws, &mut position, 3, &mut sink, &mut committed)
+            .await
+            .unwrap();
         assert!(received.complete);
         assert_eq!(received.batches, 50);
         let kept = kept.lock().unwrap();
@@ -128,7 +128,7 @@ fn a_transfer_completes_from_a_smol_sender_to_a_tokio_receiver() {
 #[test]
 fn a_receiver_resumes_where_its_store_is() {
     let addr = server(|mut ws| async move {
-        let _ = tether::resume::serve(&mut ws, 4, |from| source(from, 20)).await;
+        let _ = tether_resume::serve(&mut ws, 4, |from| source(from, 20)).await;
     });
     smol::block_on(async {
         let (kept, mut sink, mut committed) = store(None);
@@ -140,10 +140,9 @@ fn a_receiver_resumes_where_its_store_is() {
         let mut ws = tether::smol::connect(&format!("ws://{addr}/"))
             .await
             .unwrap();
-        let received =
-            tether::resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
-                .await
-                .unwrap();
+        let received = tether_resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
+            .await
+            .unwrap();
         assert!(received.complete);
         let kept = kept.lock().unwrap();
         let seqs: Vec<u64> = kept.iter().map(|b| b.seq).collect();
@@ -158,7 +157,7 @@ fn a_receiver_that_breaks_the_protocol_gets_1008() {
     let addr = server(move |mut ws| {
         let tx = tx.clone();
         async move {
-            let result = tether::resume::serve(&mut ws, 4, |from| source(from, 20)).await;
+            let result = tether_resume::serve(&mut ws, 4, |from| source(from, 20)).await;
             tx.send(result.map(|_| ()).map_err(|e| e.to_string()))
                 .await
                 .unwrap();
@@ -223,13 +222,13 @@ fn a_sender_that_skips_a_batch_gets_1008_and_the_position_keeps_what_committed()
         let mut ws = tether::smol::connect(&format!("ws://{addr}/"))
             .await
             .unwrap();
-        let err = tether::resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
+        let err = tether_resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
             .await
             .unwrap_err();
         assert!(
             matches!(
                 err,
-                Error::Resume(ResumeError::Sequence {
+                Error::Protocol(ResumeError::Sequence {
                     expected: 1,
                     got: 2
                 })
@@ -249,7 +248,7 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
     let addr = server(move |mut ws| {
         let tx = tx.clone();
         async move {
-            let result = tether::resume::serve(&mut ws, 2, |from| source(from, 20)).await;
+            let result = tether_resume::serve(&mut ws, 2, |from| source(from, 20)).await;
             tx.send(
                 result
                     .map(|s| s.close.map(|f| f.code.0))
@@ -265,11 +264,11 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
         let mut ws = tether::smol::connect(&format!("ws://{addr}/"))
             .await
             .unwrap();
-        let err = tether::resume::receive(&mut ws, &mut position, 2, &mut sink, &mut committed)
+        let err = tether_resume::receive(&mut ws, &mut position, 2, &mut sink, &mut committed)
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Io(e) if e.to_string() == "disk full"),
+            matches!(&err, Error::Local(e) if e.to_string() == "disk full"),
             "{err:?}"
         );
         assert_eq!(rx.recv().await.unwrap(), Ok(Some(1011)));
@@ -282,10 +281,10 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
         let failing = source(&Position::default(), 2).chain(stream::once(async {
             Err(io::Error::other("database gone"))
         }));
-        let err = tether::resume::serve(&mut ws, 4, |_| failing)
+        let err = tether_resume::serve(&mut ws, 4, |_| failing)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Io(_)), "{err:?}");
+        assert!(matches!(err, Error::Local(_)), "{err:?}");
     });
     smol::block_on(async {
         let (_, mut sink, mut committed) = store(None);
@@ -293,10 +292,9 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
         let mut ws = tether::smol::connect(&format!("ws://{addr}/"))
             .await
             .unwrap();
-        let received =
-            tether::resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
-                .await
-                .unwrap();
+        let received = tether_resume::receive(&mut ws, &mut position, 4, &mut sink, &mut committed)
+            .await
+            .unwrap();
         assert!(!received.complete);
         assert_eq!(
             received.close.map(|f| f.code),
@@ -311,18 +309,18 @@ fn a_failing_store_closes_1011_and_a_failing_source_too() {
 
 /// A receiver that resumes at a sequence number the sender cannot count
 /// past (`u64::MAX` made the sender overflow before) is closed with 1008
-/// and reported as `Error::Resume`, like any other bad number; one that
+/// and reported as `Error::Protocol`, like any other bad number; one that
 /// resumes at the very last number gets the one batch left, then 1008.
 #[test]
 fn a_resume_past_the_sequence_space_gets_1008() {
-    use tether::core::resume::MAX_SEQ;
+    use tether_resume::MAX_SEQ;
     let (tx, rx) = smol::channel::unbounded();
     let addr = server(move |mut ws| {
         let tx = tx.clone();
         async move {
-            let result = tether::resume::serve(&mut ws, 4, |from| source(from, 20)).await;
+            let result = tether_resume::serve(&mut ws, 4, |from| source(from, 20)).await;
             let out_of_range = match result {
-                Err(Error::Resume(ResumeError::SequenceOutOfRange(n))) => Some(n),
+                Err(Error::Protocol(ResumeError::SequenceOutOfRange(n))) => Some(n),
                 _ => None,
             };
             tx.send(out_of_range).await.unwrap();

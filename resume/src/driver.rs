@@ -1,7 +1,7 @@
 //! Resumable transfer on a connection, on any runtime: [`serve`] is the
 //! sending side, [`receive`] the receiving side of the protocol described
-//! in [`tether_core::resume`] (numbered batches, cumulative acks, a window
-//! of unacknowledged batches, RESUME after a reconnect).
+//! in the crate docs (numbered batches, cumulative acks, a window of
+//! unacknowledged batches, RESUME after a reconnect).
 //!
 //! Both run one connection and return when it ends; the receiver calls
 //! [`receive`] again on a new connection (see `tether::reconnect`) with the
@@ -17,16 +17,10 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::{SinkExt, StreamExt};
-use tether_core::{CloseCode, CloseFrame, Message};
+use tether::{CloseCode, CloseFrame, Message, Runtime, Transport, WebSocket};
 
-pub use tether_core::resume::{
-    Batch, BatchWriter, Frame, Incoming, Position, Receiver, ResumeError, Sender, SUBPROTOCOL,
-    VERSION,
-};
-
-use crate::driver::WebSocket;
 use crate::error::Error;
-use crate::transport::{Runtime, Transport};
+use crate::protocol::{Batch, BatchWriter, Incoming, Position, Receiver, ResumeError, Sender};
 
 /// How a served connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +56,7 @@ pub struct Received {
 /// connection has ended; the receiver closes it when it has everything.
 ///
 /// A receiver that breaks the protocol gets a 1008 close and
-/// [`Error::Resume`]; a failing source a 1011 close and [`Error::Io`].
+/// [`Error::Protocol`]; a failing source a 1011 close and [`Error::Local`].
 pub async fn serve<S, R, Src>(
     ws: &mut WebSocket<S, R>,
     max_window: u32,
@@ -74,7 +68,9 @@ where
     Src: Stream<Item = io::Result<(BatchWriter, Bytes)>>,
 {
     let Some(hello) = next_binary(ws).await? else {
-        return Err(Error::WebSocket(tether_core::Error::Closed));
+        return Err(Error::WebSocket(tether::Error::WebSocket(
+            tether::core::Error::Closed,
+        )));
     };
     let (mut sender, from) = match Sender::accept(&hello, max_window) {
         Ok(ok) => ok,
@@ -162,11 +158,11 @@ where
     };
     match exit {
         Exit::Ended => Ok(served),
-        Exit::Failed(e) => Err(e),
+        Exit::Failed(e) => Err(e.into()),
         Exit::Violation(e) => Err(violation(ws, e).await),
         Exit::Source(e) => {
             let _ = ws.close(CloseCode::INTERNAL_ERROR, "source failed").await;
-            Err(Error::Io(e))
+            Err(Error::Local(e))
         }
     }
 }
@@ -218,19 +214,19 @@ where
     };
     match exit {
         Exit::Ended if received.complete => {
-            drained?;
+            drained.map_err(Error::Local)?;
             let _ = ws.close(CloseCode::NORMAL, "complete").await;
             Ok(received)
         }
         Exit::Ended => {
-            drained?;
+            drained.map_err(Error::Local)?;
             Ok(received)
         }
-        Exit::Failed(e) => Err(e),
+        Exit::Failed(e) => Err(e.into()),
         Exit::Violation(e) => Err(violation(ws, e).await),
         Exit::Source(e) => {
             let _ = ws.close(CloseCode::INTERNAL_ERROR, "store failed").await;
-            Err(Error::Io(e))
+            Err(Error::Local(e))
         }
     }
 }
@@ -418,7 +414,7 @@ enum Exit {
     /// The connection ended (closed, or the peer went away cleanly).
     Ended,
     /// The connection failed.
-    Failed(Error),
+    Failed(tether::Error),
     /// The peer broke the resume protocol.
     Violation(ResumeError),
     /// The local source or store failed.
@@ -444,11 +440,11 @@ async fn next_binary<S: Transport, R: Runtime>(
 /// Closes with the violation's code and reason; the error to return.
 async fn violation<S: Transport, R: Runtime>(ws: &mut WebSocket<S, R>, e: ResumeError) -> Error {
     let mut reason = e.to_string();
-    let mut cut = reason.len().min(tether_core::MAX_REASON_LEN);
+    let mut cut = reason.len().min(tether::core::MAX_REASON_LEN);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
     }
     reason.truncate(cut);
     let _ = ws.close(e.close_code(), &reason).await;
-    Error::Resume(e)
+    Error::Protocol(e)
 }

@@ -1,13 +1,13 @@
-//! The resumable-transfer protocol (`tether_core::resume`): its messages,
+//! The resumable-transfer protocol (`tether_resume::protocol`): its messages,
 //! its checks, and a model transfer cut at random points that must end with
 //! every item stored exactly once.
 
 use bytes::Bytes;
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
-use tether_core::resume::{
+use tether_core::CloseCode;
+use tether_resume::{
     Batch, BatchWriter, Frame, Incoming, Position, Receiver, ResumeError, Sender, MAX_SEQ,
 };
-use tether_core::CloseCode;
 
 fn batch(seq: u64, payload: &[u8], cursor: &[u8]) -> Bytes {
     let mut w = BatchWriter::with_capacity(payload.len());

@@ -332,6 +332,13 @@ impl<R: Connector> Reconnector<R> {
     }
 
     fn emit(&mut self, event: ReconnectEvent) {
+        #[cfg(feature = "tracing")]
+        match &event {
+            ReconnectEvent::Failed { .. } | ReconnectEvent::GaveUp { .. } => {
+                tracing::warn!(target: "tether", url = %self.url, event = ?event, "reconnect");
+            }
+            _ => tracing::info!(target: "tether", url = %self.url, event = ?event, "reconnect"),
+        }
         if let Some(f) = &mut self.observer {
             f(&event);
         }

@@ -31,6 +31,15 @@
 
 #![warn(missing_docs)]
 
+/// A `tracing` event (target `tether`) when the `tracing` feature is on;
+/// nothing at all, arguments included, when it is off.
+macro_rules! trace {
+    ($level:ident, $($arg:tt)+) => {{
+        #[cfg(feature = "tracing")]
+        tracing::$level!(target: "tether", $($arg)+);
+    }};
+}
+
 pub mod backoff;
 mod close;
 mod config;

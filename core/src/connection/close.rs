@@ -13,6 +13,7 @@ impl Connection {
                 // Give up on the peer: what it has not read by now it never
                 // will, and waiting for it would keep the socket open.
                 self.close_timed_out = true;
+                trace!(warn, role = ?self.role, "close timeout: giving up on the peer");
                 self.out = Outbox::new(self.role == Role::Client);
                 self.owed_pongs.clear();
             }
@@ -23,6 +24,7 @@ impl Connection {
         if let Some(idle) = self.config.idle_timeout {
             if now >= deadline_after(self.last_input, idle) {
                 // Nothing arrived for too long (pongs count): close politely.
+                trace!(info, role = ?self.role, "idle timeout");
                 let _ = self.close(CloseCode::GOING_AWAY, "idle timeout");
                 return;
             }
@@ -37,6 +39,7 @@ impl Connection {
                     .push_frame(true, 0, OpCode::Ping, &payload, &mut *self.rng);
             }
             Due::TimedOut => {
+                trace!(warn, role = ?self.role, "keepalive ping unanswered: failing with 1011");
                 self.fail_with(CloseCode::INTERNAL_ERROR, "keepalive ping timed out");
                 self.push_event(Event::Error(Error::KeepaliveTimeout));
             }
@@ -58,6 +61,9 @@ impl Connection {
             }),
             &mut payload,
         );
+        if !(self.sent_close || self.failed || self.eof) {
+            trace!(debug, role = ?self.role, code = code.0, reason, "closing");
+        }
         self.queue_close(Bytes::from(payload));
         Ok(())
     }
@@ -88,6 +94,7 @@ impl Connection {
         self.message = None;
         self.rbuf = BytesMut::new();
         self.read_base = None;
+        trace!(warn, role = ?self.role, code = code.0, reason, "connection failed");
         if !self.sent_close && !self.eof {
             // Data queued before the failure (answers to messages the
             // application already had) still goes out, then the close.

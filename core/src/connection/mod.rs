@@ -264,8 +264,12 @@ impl Connection {
         let buffered = self.buffered_amount();
         if self.write_blocked {
             self.write_blocked = buffered > self.config.write_low_water;
+            if !self.write_blocked {
+                trace!(debug, role = ?self.role, buffered, "outbound backpressure released");
+            }
         } else if buffered > self.config.write_high_water {
             self.write_blocked = true;
+            trace!(debug, role = ?self.role, buffered, "outbound backpressure: writers wait");
         }
         !self.write_blocked
     }

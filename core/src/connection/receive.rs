@@ -190,6 +190,7 @@ impl Connection {
         self.rbuf = BytesMut::new();
         self.read_base = None;
         if !(self.received_close || self.failed || self.deferred_failure) {
+            trace!(info, role = ?self.role, "peer ended TCP without a close frame (1006)");
             self.push_event(Event::Error(Error::AbnormalClosure));
         }
     }
@@ -198,12 +199,18 @@ impl Connection {
     /// when [`wants_read`](Self::wants_read) was false.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        #[cfg(feature = "tracing")]
+        let was_full = self.inbound_full();
         let Some(ev) = self.events.pop_front() else {
             // Drained: an idle connection holds no queue.
             self.events = VecDeque::new();
             return None;
         };
         self.inbound_bytes -= event_bytes(&ev);
+        #[cfg(feature = "tracing")]
+        if was_full && !self.inbound_full() {
+            tracing::debug!(target: "tether", role = ?self.role, "inbound backpressure released");
+        }
         if let Event::Error(Error::Protocol(e)) = &ev {
             if self.deferred_failure {
                 self.deferred_failure = false;
@@ -327,8 +334,20 @@ impl Connection {
             // Room for a burst, rather than growing 4, 8, 16.
             self.events.reserve(EVENTS_START);
         }
+        #[cfg(feature = "tracing")]
+        let was_full = self.inbound_full();
         self.inbound_bytes += event_bytes(&ev);
         self.events.push_back(ev);
+        #[cfg(feature = "tracing")]
+        if !was_full && self.inbound_full() {
+            tracing::debug!(
+                target: "tether",
+                role = ?self.role,
+                bytes = self.inbound_bytes,
+                events = self.events.len(),
+                "inbound backpressure: the application is behind, reading stops"
+            );
+        }
     }
 
     pub(super) fn parse(&mut self) -> Result<(), ProtocolError> {
@@ -556,6 +575,14 @@ impl Connection {
                     parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
                 self.received_close = true;
                 self.rbuf = BytesMut::new();
+                trace!(
+                    debug,
+                    role = ?self.role,
+                    code = frame.as_ref().map(|f| f.code.0),
+                    reason = frame.as_ref().map(|f| f.reason.as_str()),
+                    answered = !self.sent_close,
+                    "peer closed"
+                );
                 if !self.sent_close {
                     // Echo the code (RFC 6455 section 5.5.1); data the
                     // application queued before still goes out first.

@@ -245,6 +245,7 @@ impl ClientHandshake {
         let status = resp.code.unwrap_or(0);
         let map = to_header_map(resp.headers)?;
         if status != 101 {
+            trace!(info, status, "server refused the handshake");
             return Err(HandshakeError::Rejected(status));
         }
         if !has_token(map.get_all(UPGRADE), "websocket") {
@@ -286,6 +287,11 @@ impl ClientHandshake {
         *response.headers_mut() = map;
         let rest = Bytes::copy_from_slice(&self.head.buf[head_len..]);
         self.head = HeadBuffer::default();
+        trace!(
+            debug,
+            protocol = protocol.as_deref(),
+            "handshake accepted by the server"
+        );
         self.accepted = Some(Accepted {
             #[cfg(feature = "deflate")]
             deflate: deflate.clone(),

@@ -59,6 +59,7 @@ impl Answer {
     /// The answer to a request that failed its checks (or a handshake
     /// that failed otherwise): [`error_response`] for `error`.
     pub fn failed(error: HandshakeError) -> Self {
+        trace!(info, status = error.http_status(), error = %error, "handshake request refused");
         Self {
             bytes: error_response(&error),
             result: Err(error),
@@ -259,6 +260,25 @@ impl ServerHandshake {
     /// application's own refusal, or 400 when it chose a subprotocol the
     /// client did not offer. The one place this policy is written.
     pub fn answer(&mut self, decision: Decision) -> Answer {
+        let answer = self.answer_inner(decision);
+        #[cfg(feature = "tracing")]
+        match &answer.result {
+            Ok(protocol) => tracing::debug!(
+                target: "tether",
+                protocol = protocol.as_deref(),
+                "handshake accepted"
+            ),
+            Err(e) => tracing::info!(
+                target: "tether",
+                status = e.http_status(),
+                error = %e,
+                "handshake refused"
+            ),
+        }
+        answer
+    }
+
+    fn answer_inner(&mut self, decision: Decision) -> Answer {
         match decision {
             Ok(accept) => match self.accept(&accept) {
                 Ok(bytes) => Answer {

@@ -1,0 +1,93 @@
+//! Deadlines of every connection in one binary heap, with lazy deletion.
+
+use super::*;
+
+impl ConnectionSet {
+    /// Puts the connection's next deadline in the heap if it changed.
+    pub(super) fn arm(&mut self, id: ConnectionId) {
+        let Some(c) = get(&mut self.slots, id) else {
+            return;
+        };
+        let want = c.deadline();
+        if want == c.armed {
+            return;
+        }
+        c.armed = want;
+        if let Some(at) = want {
+            self.timers.push(Reverse((at, id.index, id.generation)));
+        }
+        if self.timers.len() > 64 + 2 * self.live {
+            // Mostly superseded entries: rebuild from the live deadlines.
+            let live = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match &s.entry {
+                    Entry::Conn(c) => c.armed.map(|at| Reverse((at, i as u32, s.generation))),
+                    _ => None,
+                });
+            self.timers = live.collect();
+        }
+    }
+
+    pub(super) fn is_armed(&mut self, at: Instant, index: u32, generation: u32) -> bool {
+        get(&mut self.slots, ConnectionId { index, generation })
+            .is_some_and(|c| c.armed == Some(at))
+    }
+
+    /// The earliest live deadline (superseded heap entries are dropped).
+    pub(super) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
+            if self.is_armed(at, index, generation) {
+                return Some(self.accept_retry.map_or(at, |r| r.min(at)));
+            }
+            self.timers.pop();
+        }
+        self.accept_retry
+    }
+
+    pub(super) fn fire_timers(&mut self, h: &mut Handler<'_>) {
+        let now = Instant::now();
+        if self.accept_retry.is_some_and(|at| at <= now) {
+            self.accept_retry = None;
+            for index in self.listeners.clone() {
+                self.enqueue(index);
+            }
+        }
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.is_armed(at, index, generation) {
+                due.push((at, ConnectionId { index, generation }));
+            }
+        }
+        for (at, id) in due {
+            let Some(c) = get(&mut self.slots, id) else {
+                continue;
+            };
+            c.armed = None;
+            let failed = match &mut c.phase {
+                Phase::Open(conn) => {
+                    conn.handle_timeout(now.max(at));
+                    None
+                }
+                Phase::Client(x) => x.hs.handle_timeout(now).err(),
+                Phase::Server(x) => x.hs.handle_timeout(now).err(),
+                // The refusal could not be written in time: give up on it.
+                Phase::Ending(_) => {
+                    c.io.head.clear();
+                    None
+                }
+            };
+            if let Some(e) = failed {
+                c.phase = Phase::Ending(at);
+                c.io.head.clear();
+                h(self, id, Event::Error(e.into()));
+            }
+            self.service(id, h);
+        }
+    }
+}

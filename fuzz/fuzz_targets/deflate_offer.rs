@@ -1,0 +1,166 @@
+//! permessage-deflate negotiation (RFC 7692 section 7.1).
+//!
+//! Arbitrary header values: parsing and both sides' checks never panic; a
+//! server's answer to any offer is one element with no parameter the
+//! offer did not allow; and a client accepting any response gets windows
+//! it can honour.
+//!
+//! Offers a tether client makes (from arbitrary settings): whenever a
+//! server accepts one, the client accepts the server's response, and both
+//! agree on the windows and context takeover each side uses. The one
+//! exception is documented in `deflate.rs`: a server that wants the
+//! client's window at 8 bits, which zlib cannot compress with, is refused.
+
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use tether_core::deflate::{
+    client_accept, client_offer, parse_extensions, server_accept, ExtensionItem, EXTENSION_NAME,
+};
+use tether_core::DeflateConfig;
+
+/// Settings of one side, as arbitrary as the type allows.
+#[derive(Debug, Arbitrary)]
+struct Settings {
+    level: u8,
+    mem_level: u8,
+    max_window_bits: u8,
+    peer_max_window_bits: Option<u8>,
+    no_context_takeover: bool,
+    peer_no_context_takeover: bool,
+}
+
+impl Settings {
+    /// Window bits in and around the valid 8..=15, so clamping is tested.
+    fn config(&self) -> DeflateConfig {
+        DeflateConfig {
+            level: self.level % 10,
+            mem_level: 1 + self.mem_level % 9,
+            max_window_bits: 6 + self.max_window_bits % 12,
+            peer_max_window_bits: self.peer_max_window_bits.map(|b| 6 + b % 12),
+            no_context_takeover: self.no_context_takeover,
+            peer_no_context_takeover: self.peer_no_context_takeover,
+            threshold: 0,
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    server: Settings,
+    offers: Vec<Settings>,
+    /// Header values, one per header line.
+    values: Vec<String>,
+}
+
+/// A parameter's value as a window size, if it is one.
+fn bits(item: &ExtensionItem, name: &str) -> Option<Option<u8>> {
+    item.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_deref().and_then(|v| v.parse().ok()))
+}
+
+fn has(item: &ExtensionItem, name: &str) -> bool {
+    item.params.iter().any(|(k, _)| k == name)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let server = input.server.config();
+    let offers: Vec<DeflateConfig> = input.offers.iter().take(4).map(Settings::config).collect();
+
+    // Arbitrary header values.
+    let items = parse_extensions(input.values.iter().map(String::as_str));
+    for item in &items {
+        assert!(!item.name.is_empty());
+        assert_eq!(item.name, item.name.to_ascii_lowercase());
+        let _ = client_accept(&offers, item);
+    }
+    if let Some((params, response)) = server_accept(&server, &items) {
+        let answered = parse_extensions([response.as_str()]);
+        assert_eq!(answered.len(), 1, "response {response:?}");
+        let answer = &answered[0];
+        assert_eq!(answer.name, EXTENSION_NAME);
+        // The offer it answers: the first permessage-deflate element whose
+        // windows the response respects.
+        let offer = items
+            .iter()
+            .filter(|i| i.name == EXTENSION_NAME)
+            .find(|offer| {
+                let server_bits_ok = match bits(offer, "server_max_window_bits") {
+                    Some(Some(limit)) => {
+                        bits(answer, "server_max_window_bits") <= Some(Some(limit))
+                    }
+                    Some(None) => false,
+                    None => true,
+                };
+                let client_bits_ok =
+                    !has(answer, "client_max_window_bits") || has(offer, "client_max_window_bits");
+                server_bits_ok && client_bits_ok
+            })
+            .unwrap_or_else(|| panic!("response {response:?} fits none of {items:?}"));
+        if let Some(Some(limit)) = bits(offer, "client_max_window_bits") {
+            if let Some(Some(b)) = bits(answer, "client_max_window_bits") {
+                assert!(b <= limit, "client window {b} above the offered {limit}");
+            }
+        }
+        assert!((9..=15).contains(&params.own_window_bits));
+        assert!((8..=15).contains(&params.peer_window_bits));
+        if has(offer, "server_no_context_takeover") {
+            assert!(params.own_no_context_takeover);
+        }
+    }
+    if let Some(item) = items.first() {
+        if let Some(p) = client_accept(&offers, item) {
+            assert!((9..=15).contains(&p.own_window_bits));
+            assert!((8..=15).contains(&p.peer_window_bits));
+        }
+    }
+
+    // Offers a tether client makes, answered by a tether server.
+    if offers.is_empty() {
+        return;
+    }
+    let offer = client_offer(&offers);
+    let Some((sp, response)) = server_accept(&server, &parse_extensions([offer.as_str()])) else {
+        // Declined only when every offer asks for a server window of 8.
+        assert!(
+            offers
+                .iter()
+                .all(|o| o.peer_max_window_bits.is_some_and(|b| b <= 8)),
+            "{server:?} declined {offer:?}"
+        );
+        return;
+    };
+    let answered = parse_extensions([response.as_str()]);
+    assert_eq!(answered.len(), 1);
+    match client_accept(&offers, &answered[0]) {
+        None => assert!(
+            response.ends_with("client_max_window_bits=8"),
+            "client refused {response:?} to its offer {offer:?}"
+        ),
+        Some(cp) => {
+            // What one compresses with, the other inflates with.
+            assert_eq!(
+                cp.peer_window_bits, sp.own_window_bits,
+                "{offer} / {response}"
+            );
+            assert!(
+                cp.own_window_bits <= sp.peer_window_bits,
+                "client compresses with {} bits, server inflates with {}",
+                cp.own_window_bits,
+                sp.peer_window_bits
+            );
+            if sp.own_no_context_takeover {
+                assert!(cp.peer_no_context_takeover);
+            }
+            if sp.peer_no_context_takeover {
+                assert!(cp.own_no_context_takeover);
+            }
+        }
+    }
+});

@@ -839,7 +839,10 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
     head[..n].copy_from_slice(u.bytes(n)?);
     let setup = Setup::parse(&head);
     // Raw bytes first (the seeds' real frames), then what the peer sends.
-    let raw_len = u16::arbitrary(&mut u)? as usize;
+    let raw_len = match u.bytes(2) {
+        Ok(b) => u16::from_le_bytes([b[0], b[1]]) as usize,
+        Err(_) => 0,
+    };
     let raw = u.bytes(raw_len.min(u.len()))?;
     let nsteps = u.int_in_range(0..=24)?;
     let mut steps = Vec::new();

@@ -13,46 +13,34 @@
 
 #![no_main]
 
-use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use tether_core::deflate::{
     client_accept, client_offer, parse_extensions, server_accept, ExtensionItem, EXTENSION_NAME,
 };
 use tether_core::DeflateConfig;
 
-/// Settings of one side, as arbitrary as the type allows.
-#[derive(Debug, Arbitrary)]
-struct Settings {
-    level: u8,
-    mem_level: u8,
-    max_window_bits: u8,
-    peer_max_window_bits: Option<u8>,
-    no_context_takeover: bool,
-    peer_no_context_takeover: bool,
-}
+/// Settings of one side, from six bytes.
+struct Settings([u8; 6]);
 
 impl Settings {
     /// Window bits in and around the valid 8..=15, so clamping is tested.
     fn config(&self) -> DeflateConfig {
+        let [level, mem_level, bits, peer_bits, flags, _] = self.0;
         DeflateConfig {
-            level: self.level % 10,
-            mem_level: 1 + self.mem_level % 9,
-            max_window_bits: 6 + self.max_window_bits % 12,
-            peer_max_window_bits: self.peer_max_window_bits.map(|b| 6 + b % 12),
-            no_context_takeover: self.no_context_takeover,
-            peer_no_context_takeover: self.peer_no_context_takeover,
+            level: level % 10,
+            mem_level: 1 + mem_level % 9,
+            max_window_bits: 6 + bits % 12,
+            peer_max_window_bits: (flags & 1 != 0).then_some(6 + peer_bits % 12),
+            no_context_takeover: flags & 2 != 0,
+            peer_no_context_takeover: flags & 4 != 0,
             threshold: 0,
         }
     }
 }
 
-#[derive(Debug, Arbitrary)]
-struct Input {
-    server: Settings,
-    offers: Vec<Settings>,
-    /// Header values, one per header line.
-    values: Vec<String>,
-}
+/// Bytes of settings before the header values: the server's, a count of
+/// offers, four offers.
+const HEAD: usize = 6 + 1 + 4 * 6;
 
 /// A parameter's value as a window size, if it is one.
 fn bits(item: &ExtensionItem, name: &str) -> Option<Option<u8>> {
@@ -67,14 +55,20 @@ fn has(item: &ExtensionItem, name: &str) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
-        return;
-    };
-    let server = input.server.config();
-    let offers: Vec<DeflateConfig> = input.offers.iter().take(4).map(Settings::config).collect();
+    let mut head = [0u8; HEAD];
+    let n = data.len().min(HEAD);
+    head[..n].copy_from_slice(&data[..n]);
+    let settings = |i: usize| Settings(head[i..i + 6].try_into().unwrap());
+    let server = settings(0).config();
+    let offers: Vec<DeflateConfig> = (0..head[6] as usize % 5)
+        .map(|i| settings(7 + 6 * i).config())
+        .collect();
+    // The rest: header values, one per line.
+    let text = String::from_utf8_lossy(&data[n..]);
+    let values: Vec<&str> = text.split('\n').collect();
 
     // Arbitrary header values.
-    let items = parse_extensions(input.values.iter().map(String::as_str));
+    let items = parse_extensions(values.iter().copied());
     for item in &items {
         assert!(!item.name.is_empty());
         assert_eq!(item.name, item.name.to_ascii_lowercase());

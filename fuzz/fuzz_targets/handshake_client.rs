@@ -1,5 +1,6 @@
 //! The client's opening handshake on arbitrary response bytes in arbitrary
-//! pieces: the outcome does not depend on the cuts, an accepted response
+//! pieces: the outcome does not depend on the cuts (but for an error
+//! found later, see below), an accepted response
 //! names only a subprotocol and extension the client offered, and the
 //! bytes after the head are handed on intact.
 //!
@@ -150,5 +151,19 @@ fuzz_target!(|input: &[u8]| {
 
     let whole = run(&request, &limits, &[&data]);
     let split = run(&request, &limits, &pieces);
-    assert_eq!(whole, split, "outcome depends on the cuts {pieces:?}");
+    // The head is parsed on the first read and then only once its blank
+    // line arrived (or it passed the size limit), so bytes that break it
+    // after the first read are found later: such a split may still be
+    // waiting where the one read already failed. Any verdict both reach
+    // is the same.
+    let waiting_for_more = matches!(
+        (&whole, &split),
+        (
+            Outcome::Failed(HandshakeError::Malformed(_) | HandshakeError::TooManyHeaders),
+            Outcome::Incomplete
+        )
+    );
+    if !waiting_for_more {
+        assert_eq!(whole, split, "outcome depends on the cuts {pieces:?}");
+    }
 });

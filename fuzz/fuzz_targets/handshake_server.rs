@@ -1,6 +1,6 @@
 //! The server's opening handshake on arbitrary request bytes in arbitrary
 //! pieces: the outcome (request, error, leftover bytes) does not depend on
-//! how the bytes were cut, the head it buffers stays within
+//! how the bytes were cut (but for an error found later, see below), the head it buffers stays within
 //! `HandshakeLimits`, every error has a well-formed HTTP error response,
 //! and an accepted request gets a 101 that parses as HTTP with the right
 //! Sec-WebSocket-Accept.
@@ -197,5 +197,19 @@ fuzz_target!(|input: &[u8]| {
 
     let whole = run(&limits, deflate.clone(), protocol, &[data]);
     let split = run(&limits, deflate, protocol, &pieces);
-    assert_eq!(whole, split, "outcome depends on the cuts {pieces:?}");
+    // The head is parsed on the first read and then only once its blank
+    // line arrived (or it passed the size limit), so bytes that break it
+    // after the first read are found later: such a split may still be
+    // waiting where the one read already failed. Any verdict both reach
+    // is the same.
+    let waiting_for_more = matches!(
+        (&whole, &split),
+        (
+            Outcome::Failed(HandshakeError::Malformed(_) | HandshakeError::TooManyHeaders),
+            Outcome::Incomplete
+        )
+    );
+    if !waiting_for_more {
+        assert_eq!(whole, split, "outcome depends on the cuts {pieces:?}");
+    }
 });

@@ -11,7 +11,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tether_core::resume::{BatchWriter, Frame, Incoming, Position, Receiver, Sender};
+use tether_core::resume::{
+    BatchWriter, Frame, Incoming, Position, Receiver, ResumeError, Sender, MAX_SEQ,
+};
 use tether_core::Bytes;
 
 /// A message from the peer: raw bytes, or a well-formed message with
@@ -127,7 +129,16 @@ fn run_sender(input: &Input) {
             Step::App(_) => {
                 if sender.can_send() {
                     let before = sender.next_seq();
-                    let msg = sender.batch(BatchWriter::default(), b"cursor");
+                    let msg = match sender.batch(BatchWriter::default(), b"cursor") {
+                        Ok(msg) => msg,
+                        // Numbers run out only at MAX_SEQ: the connection
+                        // closes.
+                        Err(e) => {
+                            assert_eq!(e, ResumeError::SequenceOutOfRange(before));
+                            assert!(before >= MAX_SEQ);
+                            return;
+                        }
+                    };
                     match Frame::decode(&msg) {
                         Ok(Frame::Batch(b)) => assert_eq!(b.seq, before),
                         other => panic!("batch encoded as {other:?}"),
@@ -154,13 +165,17 @@ fn run_receiver(input: &Input) {
         cursor: Bytes::copy_from_slice(&input.cursor),
     };
     let (mut receiver, hello) = Receiver::new(&position, input.window);
-    assert_eq!(
-        Frame::decode(&hello),
+    // A stored position past MAX_SEQ (never one after a decoded batch)
+    // makes a RESUME the sender refuses.
+    let expected = if position.next_seq <= MAX_SEQ {
         Ok(Frame::Resume {
             position: position.clone(),
-            window: input.window
+            window: input.window,
         })
-    );
+    } else {
+        Err(ResumeError::SequenceOutOfRange(position.next_seq))
+    };
+    assert_eq!(Frame::decode(&hello), expected);
     let mut received: Vec<u64> = Vec::new();
     let mut committed: Option<u64> = None;
     let mut next = input.position;

@@ -850,6 +850,12 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
         steps.push(PeerStep::arbitrary(&mut u)?);
     }
     let wire = peer_wire(&setup, raw, &steps);
+    if debug() {
+        eprintln!(
+            "role {:?} chaos {} deflate {:?}\n{:?}\nwire {:02x?}",
+            setup.role, setup.chaos, setup.deflate, setup.config, wire
+        );
+    }
     let ops: Vec<Op> = u
         .arbitrary_take_rest_iter()?
         .take(256)
@@ -893,6 +899,12 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
         same_events(&whole.events, &d.events);
     }
     Ok(())
+}
+
+/// FUZZ_DEBUG=1 prints the settings and the bytes read, to triage a crash.
+fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_DEBUG").is_some())
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -523,7 +523,9 @@ impl Connection {
                 self.owed_pongs.clear();
             }
         }
-        if self.sent_close || self.received_close || self.failed {
+        // After the peer's EOF nothing can answer a ping: the connection
+        // has ended, and a keepalive failure would be a second end.
+        if self.sent_close || self.received_close || self.failed || self.eof {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {

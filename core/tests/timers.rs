@@ -323,3 +323,19 @@ fn durations_too_large_for_the_clock_saturate() {
     assert!(hs.poll_timeout() >= now + year);
     assert_eq!(hs.handle_timeout(now + year), Ok(()));
 }
+
+/// After the peer's EOF the keepalive is over: a later timer sends no ping
+/// and reports no keepalive failure after the AbnormalClosure that ended
+/// the connection (found by fuzz/connection).
+#[test]
+fn no_keepalive_after_eof() {
+    let t0 = Instant::now();
+    let mut c = conn_at(Role::Server, keepalive_1s(), t0);
+    c.handle_eof(at(t0, 10));
+    assert_eq!(events(&mut c), [Event::Error(Error::AbnormalClosure)]);
+    for ms in [1_000, 2_000, 3_000, 10_000] {
+        c.handle_timeout(at(t0, ms));
+    }
+    assert_eq!(events(&mut c), []);
+    assert!(!c.has_transmit(), "{:?}", sent_frames(&mut c));
+}

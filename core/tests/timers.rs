@@ -339,3 +339,28 @@ fn no_keepalive_after_eof() {
     assert_eq!(events(&mut c), []);
     assert!(!c.has_transmit(), "{:?}", sent_frames(&mut c));
 }
+
+/// A violation found while earlier events wait decides the connection's
+/// end: timers that run before the application reaches it neither ping,
+/// nor time out, nor close for idleness, so the application sees one
+/// error and the close frame carries its code (found by fuzz/connection).
+#[test]
+fn no_keepalive_while_a_violation_waits() {
+    let t0 = Instant::now();
+    let config = keepalive_1s().with_idle_timeout(Some(Duration::from_millis(1500)));
+    let mut c = conn_at(Role::Server, config, t0);
+    let mut bytes = Raw::to(Role::Server, TEXT, "hi").encode();
+    bytes.extend(Raw::new(TEXT, "unmasked").encode());
+    c.handle_read(&bytes, t0);
+    for ms in [1_000, 2_000, 3_000] {
+        c.handle_timeout(at(t0, ms));
+    }
+    assert_eq!(
+        events(&mut c),
+        [
+            Event::Message(Message::text("hi")),
+            Event::Error(Error::Protocol(tether_core::ProtocolError::UnmaskedFrame)),
+        ]
+    );
+    assert_eq!(sent_close_code(&mut c), Some(1002));
+}

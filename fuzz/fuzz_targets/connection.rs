@@ -543,6 +543,10 @@ impl Driver {
     }
 
     fn on_event(&mut self, ev: Event) {
+        // The peer's close and an error each end the connection's events.
+        if let Some(last @ (Event::Close(_) | Event::Error(_))) = self.events.last() {
+            panic!("{ev:?} after {last:?}");
+        }
         let max = self.config.max_message_size;
         match &ev {
             Event::Message(m) => {
@@ -696,10 +700,10 @@ impl Driver {
         let frame = tether_core::parse_close_payload(payload).expect("valid close payload");
         let code = frame.map(|f| f.code.0);
         match self.first_close {
-            None => {
-                // Its cause may not have been polled yet: checked at the end.
-            }
-            Some(expect) => self.assert_code(expect, code),
+            Some(expect @ Expect::Code(_)) => self.assert_code(expect, code),
+            // Its cause (or which timer) may not have been polled yet:
+            // checked at the end.
+            _ => {}
         }
     }
 

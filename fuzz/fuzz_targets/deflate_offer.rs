@@ -79,24 +79,30 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(answered.len(), 1, "response {response:?}");
         let answer = &answered[0];
         assert_eq!(answer.name, EXTENSION_NAME);
-        // The offer it answers: the first permessage-deflate element whose
-        // windows the response respects.
+        // The offer it answers is the first one it accepts on its own,
+        // with the same answer.
         let offer = items
             .iter()
-            .filter(|i| i.name == EXTENSION_NAME)
-            .find(|offer| {
-                let server_bits_ok = match bits(offer, "server_max_window_bits") {
-                    Some(Some(limit)) => {
-                        bits(answer, "server_max_window_bits") <= Some(Some(limit))
-                    }
-                    Some(None) => false,
-                    None => true,
-                };
-                let client_bits_ok =
-                    !has(answer, "client_max_window_bits") || has(offer, "client_max_window_bits");
-                server_bits_ok && client_bits_ok
-            })
+            .find(|i| server_accept(&server, std::slice::from_ref(*i)).is_some())
             .unwrap_or_else(|| panic!("response {response:?} fits none of {items:?}"));
+        assert_eq!(
+            server_accept(&server, std::slice::from_ref(offer)),
+            Some((params.clone(), response.clone()))
+        );
+        assert_eq!(offer.name, EXTENSION_NAME);
+        // The response respects the offer's limits.
+        match bits(offer, "server_max_window_bits") {
+            Some(Some(limit)) => assert!(
+                matches!(bits(answer, "server_max_window_bits"), Some(Some(b)) if b <= limit),
+                "server window above the offered {limit}: {response:?}"
+            ),
+            Some(None) => panic!("accepted a server_max_window_bits without a value"),
+            None => {}
+        }
+        assert!(
+            !has(answer, "client_max_window_bits") || has(offer, "client_max_window_bits"),
+            "client_max_window_bits not offered: {response:?}"
+        );
         if let Some(Some(limit)) = bits(offer, "client_max_window_bits") {
             if let Some(Some(b)) = bits(answer, "client_max_window_bits") {
                 assert!(b <= limit, "client window {b} above the offered {limit}");

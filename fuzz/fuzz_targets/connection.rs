@@ -86,31 +86,28 @@ impl Setup {
             0 => 1 << 20,
             n => n as usize * 8,
         };
-        let config = Config {
-            max_frame_size: size(b[1]),
-            max_message_size: size(b[2]),
-            max_inbound_bytes: size(b[3]),
-            max_inbound_events: match b[4] {
+        let config = Config::default()
+            .with_max_frame_size(size(b[1]))
+            .with_max_message_size(size(b[2]))
+            .with_max_inbound_bytes(size(b[3]))
+            .with_max_inbound_events(match b[4] {
                 0 => 1024,
                 n => (n % 8) as usize,
-            },
-            fragment_size: size(b[5]),
-            read_chunk_size: size(b[6]),
-            deliver_chunks: flags & 4 != 0,
-            write_high_water,
-            write_low_water: write_high_water / 2,
-            ping_interval: timers.then(|| Duration::from_millis(300)),
-            ping_timeout: timers.then(|| Duration::from_millis(300)),
-            close_timeout: Duration::from_millis(500),
-            idle_timeout: (flags & 0x20 != 0).then(|| Duration::from_millis(1000)),
-        };
+            })
+            .with_fragment_size(size(b[5]))
+            .with_read_chunk_size(size(b[6]))
+            .with_deliver_chunks(flags & 4 != 0)
+            .with_write_high_water(write_high_water)
+            .with_write_low_water(write_high_water / 2)
+            .with_ping_interval(timers.then(|| Duration::from_millis(300)))
+            .with_ping_timeout(timers.then(|| Duration::from_millis(300)))
+            .with_close_timeout(Duration::from_millis(500))
+            .with_idle_timeout((flags & 0x20 != 0).then(|| Duration::from_millis(1000)));
         let deflate = (flags & 2 != 0).then(|| DeflateParams {
-            config: DeflateConfig {
-                level: b[9] % 10,
-                mem_level: 1 + (b[9] >> 4) % 9,
-                threshold: b[10] as usize,
-                ..DeflateConfig::default()
-            },
+            config: DeflateConfig::default()
+                .with_level(b[9] % 10)
+                .with_mem_level(1 + (b[9] >> 4) % 9)
+                .with_threshold(b[10] as usize),
             own_window_bits: 8 + (b[8] >> 4) % 8,
             own_no_context_takeover: flags & 0x80 != 0,
             peer_window_bits: 8 + b[8] % 8,
@@ -142,10 +139,7 @@ impl Setup {
             Role::Client => Role::Server,
             Role::Server => Role::Client,
         };
-        let config = Config {
-            fragment_size: self.peer_fragment,
-            ..Config::without_keepalive()
-        };
+        let config = Config::without_keepalive().with_fragment_size(self.peer_fragment);
         let deflate = self.deflate.as_ref().map(|d| DeflateParams {
             config: d.config.clone(),
             own_window_bits: d.peer_window_bits,
@@ -595,6 +589,7 @@ impl Driver {
                     other => panic!("unexpected error event {other:?}"),
                 }
             }
+            other => panic!("event this target does not know: {other:?}"),
         }
         self.events.push(ev);
     }

@@ -26,15 +26,14 @@ impl Settings {
     /// Window bits in and around the valid 8..=15, so clamping is tested.
     fn config(&self) -> DeflateConfig {
         let [level, mem_level, bits, peer_bits, flags, _] = self.0;
-        DeflateConfig {
-            level: level % 10,
-            mem_level: 1 + mem_level % 9,
-            max_window_bits: 6 + bits % 12,
-            peer_max_window_bits: (flags & 1 != 0).then_some(6 + peer_bits % 12),
-            no_context_takeover: flags & 2 != 0,
-            peer_no_context_takeover: flags & 4 != 0,
-            threshold: 0,
-        }
+        DeflateConfig::default()
+            .with_level(level % 10)
+            .with_mem_level(1 + mem_level % 9)
+            .with_max_window_bits(6 + bits % 12)
+            .with_peer_max_window_bits((flags & 1 != 0).then_some(6 + peer_bits % 12))
+            .with_no_context_takeover(flags & 2 != 0)
+            .with_peer_no_context_takeover(flags & 4 != 0)
+            .with_threshold(0)
     }
 }
 

@@ -82,29 +82,28 @@ fuzz_target!(|input: &[u8]| {
         return;
     }
     let (cut_bytes, raw) = rest.split_at(2 * ncuts);
-    let limits = HandshakeLimits {
-        max_head_size: match u16::from_le_bytes([*h0, *h1]) {
+    let limits = HandshakeLimits::default()
+        .with_max_head_size(match u16::from_le_bytes([*h0, *h1]) {
             0 => 16 << 10,
             n => n as usize,
-        },
-        max_headers: match max_headers {
+        })
+        .with_max_headers(match max_headers {
             0 => 64,
             n => (*n % 32) as usize,
-        },
-        timeout: Duration::from_secs(10),
-    };
+        })
+        .with_timeout(Duration::from_secs(10));
     let mut request = ClientRequest::from_url("ws://example.com/chat").unwrap();
     if flags & 1 != 0 {
         request.protocols = PROTOCOLS.iter().map(|p| p.to_string()).collect();
     }
     if flags & 2 != 0 {
-        request.deflate.push(DeflateConfig {
-            max_window_bits: 8 + (flags >> 2) % 8,
-            peer_max_window_bits: (flags & 0x20 != 0).then_some(8 + (flags >> 3) % 8),
-            no_context_takeover: flags & 0x40 != 0,
-            peer_no_context_takeover: flags & 0x80 != 0,
-            ..DeflateConfig::default()
-        });
+        request.deflate.push(
+            DeflateConfig::default()
+                .with_max_window_bits(8 + (flags >> 2) % 8)
+                .with_peer_max_window_bits((flags & 0x20 != 0).then_some(8 + (flags >> 3) % 8))
+                .with_no_context_takeover(flags & 0x40 != 0)
+                .with_peer_no_context_takeover(flags & 0x80 != 0),
+        );
         if flags & 0x10 != 0 {
             request.deflate.push(DeflateConfig::default());
         }

@@ -66,10 +66,7 @@ fn run(
                     Ok(n) if !offered.is_empty() => offered[n % offered.len()].clone(),
                     _ => p.to_owned(),
                 });
-                let response = hs.accept(&Accept {
-                    protocol: protocol.clone(),
-                    headers: Default::default(),
-                });
+                let response = hs.accept(&Accept::default().with_protocol(protocol.clone()));
                 match &response {
                     Ok(bytes) => check_accept(&req, bytes, protocol.as_deref()),
                     Err(e) => {
@@ -158,20 +155,19 @@ fuzz_target!(|input: &[u8]| {
         0 => 16 << 10,
         n => n as usize,
     };
-    let limits = HandshakeLimits {
-        max_head_size,
-        max_headers: match max_headers {
+    let limits = HandshakeLimits::default()
+        .with_max_head_size(max_head_size)
+        .with_max_headers(match max_headers {
             0 => 64,
             n => (*n % 32) as usize,
-        },
-        timeout: Duration::from_secs(10),
-    };
-    let deflate = (flags & 1 != 0).then(|| DeflateConfig {
-        max_window_bits: 8 + (flags >> 4) % 8,
-        peer_max_window_bits: (flags & 2 != 0).then_some(8 + (flags >> 5) % 8),
-        no_context_takeover: flags & 4 != 0,
-        peer_no_context_takeover: flags & 8 != 0,
-        ..DeflateConfig::default()
+        })
+        .with_timeout(Duration::from_secs(10));
+    let deflate = (flags & 1 != 0).then(|| {
+        DeflateConfig::default()
+            .with_max_window_bits(8 + (flags >> 4) % 8)
+            .with_peer_max_window_bits((flags & 2 != 0).then_some(8 + (flags >> 5) % 8))
+            .with_no_context_takeover(flags & 4 != 0)
+            .with_peer_no_context_takeover(flags & 8 != 0)
     });
     // The application picks a protocol the client offered ("0".."2") or
     // one it did not ("x").

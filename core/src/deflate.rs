@@ -374,9 +374,13 @@ impl Compressor {
     }
 }
 
-/// Why inflating failed.
+/// Why inflating failed: the data went bad after `wrote` good bytes of
+/// output, which the caller still checks (UTF-8, size) so that the first
+/// fault in the message is the one reported, however the input was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InflateFailed;
+pub(crate) struct InflateFailed {
+    pub(crate) wrote: usize,
+}
 
 /// Decompresses incoming messages, in bounded steps.
 pub(crate) struct Decompressor {
@@ -422,7 +426,7 @@ impl Decompressor {
                 self.stream_ended = true;
                 Ok((input.len(), wrote))
             }
-            Err(_) => Err(InflateFailed),
+            Err(_) => Err(InflateFailed { wrote }),
         }
     }
 

@@ -57,6 +57,9 @@ mod rng;
 pub mod time;
 pub mod utf8;
 
+/// The close payload codec, for the fuzz targets; the connection applies it.
+#[doc(hidden)]
+pub use close::{encode_close_payload, parse_close_payload};
 pub use close::{CloseCode, CloseFrame, ClosePayloadError, MAX_REASON_LEN};
 pub use config::Config;
 pub use connection::{Connection, Event, Role, State};

@@ -782,3 +782,42 @@ fn connection_errors_name_their_close_code() {
     assert_eq!(Error::Closed.close_code(), None);
     assert_eq!(Error::Closed.http_status(), None);
 }
+
+/// A malformed byte past max_head_size gives the same error (431) whether
+/// the head arrives in one read or in small ones: the outcome depends on
+/// the bytes, not on the reads (found by the handshake fuzz targets).
+#[test]
+fn oversized_head_fails_alike_for_any_reads() {
+    let limits = HandshakeLimits::default().with_max_head_size(16);
+    let req = b"GET /a-long-path HTTP/1.1\r\n\x00bad\r\n\r\n";
+    let response = b"HTTP/1.1 101 Switching Protocols\r\n\x00bad\r\n\r\n";
+    let server = |pieces: &[&[u8]]| {
+        let mut hs = ServerHandshake::new(limits.clone(), Instant::now());
+        pieces
+            .iter()
+            .find_map(|p| hs.handle_read(p).transpose())
+            .map(|r| r.map(|_| ()))
+    };
+    let client = |pieces: &[&[u8]]| {
+        let (mut hs, _) = ClientHandshake::new(
+            &request(&[]),
+            limits.clone(),
+            &mut Xoshiro256::from_seed(1),
+            Instant::now(),
+        )
+        .expect("valid request");
+        pieces
+            .iter()
+            .find_map(|p| hs.handle_read(p).transpose())
+            .map(|r| r.map(|_| ()))
+    };
+    for (run, head) in [
+        (&server as &dyn Fn(&[&[u8]]) -> _, &req[..]),
+        (&client, &response[..]),
+    ] {
+        let whole = run(&[head]);
+        let split = run(&[&head[..20], &head[20..]]);
+        assert_eq!(whole, Some(Err(HandshakeError::HeadTooLarge)));
+        assert_eq!(split, whole);
+    }
+}

@@ -323,3 +323,44 @@ fn durations_too_large_for_the_clock_saturate() {
     assert!(hs.poll_timeout() >= now + year);
     assert_eq!(hs.handle_timeout(now + year), Ok(()));
 }
+
+/// After the peer's EOF the keepalive is over: a later timer sends no ping
+/// and reports no keepalive failure after the AbnormalClosure that ended
+/// the connection (found by fuzz/connection).
+#[test]
+fn no_keepalive_after_eof() {
+    let t0 = Instant::now();
+    let mut c = conn_at(Role::Server, keepalive_1s(), t0);
+    c.handle_eof(at(t0, 10));
+    assert_eq!(events(&mut c), [Event::Error(Error::AbnormalClosure)]);
+    for ms in [1_000, 2_000, 3_000, 10_000] {
+        c.handle_timeout(at(t0, ms));
+    }
+    assert_eq!(events(&mut c), []);
+    assert!(!c.has_transmit(), "{:?}", sent_frames(&mut c));
+}
+
+/// A violation found while earlier events wait decides the connection's
+/// end: timers that run before the application reaches it neither ping,
+/// nor time out, nor close for idleness, so the application sees one
+/// error and the close frame carries its code (found by fuzz/connection).
+#[test]
+fn no_keepalive_while_a_violation_waits() {
+    let t0 = Instant::now();
+    let config = keepalive_1s().with_idle_timeout(Some(Duration::from_millis(1500)));
+    let mut c = conn_at(Role::Server, config, t0);
+    let mut bytes = Raw::to(Role::Server, TEXT, "hi").encode();
+    bytes.extend(Raw::new(TEXT, "unmasked").encode());
+    c.handle_read(&bytes, t0);
+    for ms in [1_000, 2_000, 3_000] {
+        c.handle_timeout(at(t0, ms));
+    }
+    assert_eq!(
+        events(&mut c),
+        [
+            Event::Message(Message::text("hi")),
+            Event::Error(Error::Protocol(tether_core::ProtocolError::UnmaskedFrame)),
+        ]
+    );
+    assert_eq!(sent_close_code(&mut c), Some(1002));
+}

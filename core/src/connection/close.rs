@@ -18,7 +18,15 @@ impl Connection {
                 self.owed_pongs.clear();
             }
         }
-        if self.sent_close || self.received_close || self.failed {
+        // After the peer's EOF, or a violation the application has yet to
+        // reach, the connection's end is decided: a keepalive failure or an
+        // idle close would be a second end, with another close code.
+        if self.sent_close
+            || self.received_close
+            || self.failed
+            || self.deferred_failure
+            || self.eof
+        {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {

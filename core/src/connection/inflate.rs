@@ -69,26 +69,34 @@ impl Connection {
                 step.min((limit - start.min(limit)).saturating_add(1))
             };
             m.data.resize(start + room, 0);
-            let inflated = d.inflate(input, &mut m.data[start..]);
-            let (used, wrote) = match inflated {
-                Ok(v) => v,
-                Err(_) => {
-                    m.data.truncate(start);
-                    return Err(ProtocolError::InvalidCompressedData);
-                }
+            let (used, wrote, corrupt) = match d.inflate(input, &mut m.data[start..]) {
+                Ok((used, wrote)) => (used, wrote, false),
+                Err(e) => (0, e.wrote, true),
             };
             m.data.truncate(start + wrote);
             input = &input[used..];
+            // Faults are reported in the order of the inflated bytes (text
+            // within the limit, then the limit, then corrupt data after
+            // them), so the error does not depend on how much one step
+            // inflated, that is on how reads cut the frames.
+            if m.kind == DataKind::Text {
+                let end = if chunks {
+                    m.data.len()
+                } else {
+                    m.data.len().min(limit)
+                };
+                self.utf8
+                    .feed(&m.data[start.min(end)..end])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
             if !chunks && m.data.len() > limit {
                 return Err(ProtocolError::MessageTooLarge {
                     size: m.data.len() as u64,
                     limit,
                 });
             }
-            if m.kind == DataKind::Text {
-                self.utf8
-                    .feed(&m.data[start..])
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if corrupt {
+                return Err(ProtocolError::InvalidCompressedData);
             }
             if chunks && wrote > 0 {
                 let (kind, data) = (m.kind, m.data.split().freeze());

@@ -281,6 +281,14 @@ impl Connection {
         !self.eof && !self.is_finished() && !self.inbound_full()
     }
 
+    /// Events waiting for [`poll_event`](Self::poll_event) and the bytes
+    /// they hold, which the inbound limits bound. For the fuzz targets,
+    /// which check that bound from outside.
+    #[doc(hidden)]
+    pub fn inbound_queued(&self) -> (usize, usize) {
+        (self.events.len(), self.inbound_bytes)
+    }
+
     /// Round trip of the last answered keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
         self.keepalive.latency()

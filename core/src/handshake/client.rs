@@ -10,7 +10,7 @@ use http::header::{
 };
 
 use super::{
-    accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
+    accept_key, has_token, head_window, list_items, to_header_map, write_headers, HandshakeError,
     HandshakeLimits, HeadBuffer,
 };
 use crate::rng::RandomSource;
@@ -220,15 +220,15 @@ impl ClientHandshake {
                 "response bytes after the handshake completed".into(),
             ));
         }
-        if !self.head.push(data) {
-            if self.head.buf.len() > self.limits.max_head_size {
-                return Err(HandshakeError::HeadTooLarge);
-            }
+        // Past the limit the head is parsed (up to the limit) even without
+        // its blank line, to tell a malformed head from a long one the way
+        // a single large read would.
+        if !self.head.push(data) && self.head.buf.len() <= self.limits.max_head_size {
             return Ok(None);
         }
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut resp = httparse::Response::new(&mut headers);
-        let head_len = match resp.parse(&self.head.buf) {
+        let head_len = match resp.parse(head_window(&self.head.buf, &self.limits)) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if self.head.buf.len() > self.limits.max_head_size {

@@ -185,6 +185,15 @@ impl HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// The part of the buffered head that is parsed: one byte past the size
+/// limit is enough to know the limit was passed. Looking no further makes
+/// the outcome depend only on the bytes, not on how reads cut them: a
+/// read that reached a malformed byte past the limit would otherwise fail
+/// as malformed (400), and smaller reads as too large (431).
+fn head_window<'a>(buf: &'a [u8], limits: &HandshakeLimits) -> &'a [u8] {
+    &buf[..buf.len().min(limits.max_head_size.saturating_add(1))]
+}
+
 /// Whether a comma-separated header value contains `token`, ignoring
 /// ASCII case (Upgrade and Connection may list several tokens).
 fn has_token(values: http::header::GetAll<'_, http::HeaderValue>, token: &str) -> bool {

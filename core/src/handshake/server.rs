@@ -17,7 +17,7 @@ use crate::rng::RandomSource;
 use crate::{Config, Connection, Role};
 
 use super::{
-    accept_key, has_token, list_items, to_header_map, write_headers, HandshakeError,
+    accept_key, has_token, head_window, list_items, to_header_map, write_headers, HandshakeError,
     HandshakeLimits, HeadBuffer,
 };
 
@@ -138,15 +138,15 @@ impl ServerHandshake {
         &mut self,
         data: &[u8],
     ) -> Result<Option<http::Request<()>>, HandshakeError> {
-        if !self.head.push(data) {
-            if self.head.buf.len() > self.limits.max_head_size {
-                return Err(HandshakeError::HeadTooLarge);
-            }
+        // Past the limit the head is parsed (up to the limit) even without
+        // its blank line, to tell a malformed head from a long one the way
+        // a single large read would.
+        if !self.head.push(data) && self.head.buf.len() <= self.limits.max_head_size {
             return Ok(None);
         }
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(&self.head.buf) {
+        let head_len = match req.parse(head_window(&self.head.buf, &self.limits)) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if self.head.buf.len() > self.limits.max_head_size {

@@ -31,6 +31,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
+mod accept;
 mod connector;
 mod driver;
 mod error;

@@ -61,6 +61,7 @@ use tether_core::{
     Bytes, CloseCode, CloseFrame, Config, Connection, DataKind, Message, RandomSource, Role,
 };
 
+use crate::accept::{AcceptBackoff, Next, MAX_WAIT};
 use crate::{os_rng, ClientOptions, Decision, Error, ServerOptions, SocketOptions};
 
 /// Slices handed to one vectored write.
@@ -69,8 +70,6 @@ const MAX_IOV: usize = 64;
 const READ_BUDGET: usize = 16;
 /// Connections accepted per listener per pass.
 const ACCEPT_BUDGET: usize = 256;
-/// Wait before accepting again after an error such as EMFILE.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Buffer shared by all connections: handshakes and the first read of
 /// each pass go there (see `Conn::read`).
 const SCRATCH: usize = 16 << 10;
@@ -249,7 +248,10 @@ pub struct Connections {
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Slots to service on the next pass without waiting for readiness.
     queue: Vec<u32>,
+    /// When listeners try again after an accept error (EMFILE, say); the
+    /// schedule is the one every adapter shares (`crate::accept`).
     accept_retry: Option<Instant>,
+    accept_backoff: AcceptBackoff,
     accept_error: Option<io::Error>,
     scratch: Vec<u8>,
 }
@@ -275,6 +277,7 @@ impl Driver {
                 timers: BinaryHeap::new(),
                 queue: Vec::new(),
                 accept_retry: None,
+                accept_backoff: AcceptBackoff::default(),
                 accept_error: None,
                 scratch: vec![0; SCRATCH],
             },
@@ -443,7 +446,10 @@ impl Connections {
     }
 
     /// The last error accepting a connection (EMFILE, say), if any since
-    /// the last call. Listeners retry by themselves after a short pause.
+    /// the last call. Listeners retry by themselves: at once after an
+    /// error of one connection, after 10 ms doubling to 1 s while out of
+    /// descriptors or memory, the schedule the smol and tokio `Listener`s
+    /// follow.
     pub fn take_accept_error(&mut self) -> Option<io::Error> {
         self.accept_error.take()
     }
@@ -772,6 +778,7 @@ impl Connections {
             let acceptor = *acceptor;
             match listener.accept() {
                 Ok((stream, _)) => {
+                    self.accept_backoff.accepted();
                     // A socket the peer already reset may refuse options;
                     // its handshake then fails on its own.
                     let _ = self.socket.apply(&stream);
@@ -781,18 +788,20 @@ impl Connections {
                     }
                 }
                 Err(e) if would_block(&e) => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
                 Err(e) => {
-                    // Out of descriptors, say: try again a little later.
+                    // Out of descriptors, say: try again later. An error
+                    // the async listeners would return (a broken listener)
+                    // has nobody to go to here but `take_accept_error`; it
+                    // is retried at the longest wait.
+                    let wait = match self.accept_backoff.failed(&e) {
+                        Next::Retry(wait) => wait,
+                        Next::Fail => MAX_WAIT,
+                    };
                     self.accept_error = Some(e);
-                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
-                    return;
+                    if !wait.is_zero() {
+                        self.accept_retry = Some(Instant::now() + wait);
+                        return;
+                    }
                 }
             }
         }

@@ -130,7 +130,7 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
 /// use futures_util::{SinkExt, StreamExt};
 /// use tether::Message;
 ///
-/// smol::block_on(async {
+/// async fn serve() -> std::io::Result<()> {
 ///     let mut listener = tether::smol::Listener::bind("127.0.0.1:9001").await?;
 ///     loop {
 ///         // Waits out EMFILE and friends; an error here is the listener's own.
@@ -146,8 +146,7 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
 ///         })
 ///         .detach();
 ///     }
-/// })
-/// # ; Ok::<(), std::io::Error>(())
+/// }
 /// ```
 pub struct Listener {
     inner: async_net::TcpListener,

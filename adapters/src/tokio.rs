@@ -5,7 +5,8 @@
 //! use tether::{tokio::accept, Message};
 //!
 //! # async fn serve() -> Result<(), tether::Error> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! // Sets TCP_NODELAY, and waits out EMFILE instead of failing.
+//! let mut listener = tether::tokio::Listener::bind("127.0.0.1:9001").await?;
 //! loop {
 //!     let (stream, _) = listener.accept().await?;
 //!     tokio::spawn(async move {
@@ -146,7 +147,6 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
 ///     tokio::spawn(async move {
 ///         let ws = tether::tokio::accept(stream).await?;
 ///         // ... use ws ...
-///         # drop(ws);
 ///         Ok::<_, tether::Error>(())
 ///     });
 /// }

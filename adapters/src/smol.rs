@@ -123,8 +123,9 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
 /// waiting. This listener skips errors of one connection, waits 10 ms
 /// doubling to 1 s while out of descriptors or memory (back to 10 ms
 /// after the next success), and returns only errors that say the listener
-/// itself is unusable, so the loop that gets one should end. Nothing is
-/// logged; [`on_error`](Self::on_error) sees every skipped error.
+/// itself is unusable, or that `accept` is not documented to return (no
+/// retry is known to help), so the loop that gets one should end. Nothing
+/// is logged; [`on_error`](Self::on_error) sees every skipped error.
 ///
 /// ```no_run
 /// use futures_util::{SinkExt, StreamExt};

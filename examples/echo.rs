@@ -12,7 +12,8 @@ use tether::{smol as ws, CloseCode, Message};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (messages, size) = parse_args();
     smol::block_on(async {
-        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await?;
+        // tether's Listener sets TCP_NODELAY and rides out EMFILE.
+        let listener = ws::Listener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         println!("echo server listening on ws://{addr}/");
         smol::spawn(serve(listener)).detach();
@@ -74,8 +75,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
 }
 
-/// Accepts connections and echoes every data message on each.
-async fn serve(listener: smol::net::TcpListener) {
+/// Accepts connections and echoes every data message on each. `accept`
+/// fails only if the listener itself breaks.
+async fn serve(mut listener: ws::Listener) {
     while let Ok((stream, _)) = listener.accept().await {
         smol::spawn(async move {
             let Ok(ws) = ws::accept(stream).await else {

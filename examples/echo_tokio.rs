@@ -7,7 +7,9 @@ use tether::{tokio as ws, CloseCode, Message};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // tether's Listener sets TCP_NODELAY and waits out EMFILE; `accept`
+    // fails only if the listener itself breaks.
+    let mut listener = ws::Listener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

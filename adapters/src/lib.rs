@@ -15,7 +15,8 @@
 //! use tether::Message;
 //!
 //! smol::block_on(async {
-//!     let listener = smol::net::TcpListener::bind("127.0.0.1:9001").await?;
+//!     // Sets TCP_NODELAY, and waits out EMFILE instead of failing.
+//!     let mut listener = tether::smol::Listener::bind("127.0.0.1:9001").await?;
 //!     let (stream, _) = listener.accept().await?;
 //!     let mut ws = tether::smol::accept(stream).await?;
 //!     while let Some(msg) = ws.next().await {
@@ -31,6 +32,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
+mod accept;
 mod connector;
 mod driver;
 mod error;

@@ -16,17 +16,18 @@
 //! ```
 
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::accept::AcceptLoop;
 use crate::handshake::{self, ClientOptions, ServerOptions};
 use crate::transport::{Runtime, Transport};
-use crate::Decision;
-use crate::Error;
+use crate::{Decision, Error, SocketOptions};
 
 /// Adapts a futures-io stream (async-net's `TcpStream`, async-tls, ...).
 #[derive(Debug)]
@@ -114,4 +115,115 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S>, Error> {
     handshake::server::<_, Smol>(FuturesIo(stream), options, decide).await
+}
+
+/// A TCP listener whose [`accept`](Self::accept) survives running out of
+/// file descriptors and the other errors that concern one connection or a
+/// passing shortage, and applies [`SocketOptions`] to each accepted socket.
+///
+/// `listener.accept().await?` on a plain listener ends the server the
+/// first time the process hits its descriptor limit (EMFILE); retrying
+/// at once spins, since the connection that could not be taken is still
+/// waiting. This listener skips errors of one connection, waits 10 ms
+/// doubling to 1 s while out of descriptors or memory (back to 10 ms
+/// after the next success), and returns only errors that say the listener
+/// itself is unusable, or that `accept` is not documented to return (no
+/// retry is known to help), so the loop that gets one should end. Nothing
+/// is logged; [`on_error`](Self::on_error) sees every skipped error.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use tether::Message;
+///
+/// async fn serve() -> std::io::Result<()> {
+///     let mut listener = tether::smol::Listener::bind("127.0.0.1:9001").await?;
+///     loop {
+///         // Waits out EMFILE and friends; an error here is the listener's own.
+///         let (stream, _) = listener.accept().await?;
+///         smol::spawn(async move {
+///             let mut ws = tether::smol::accept(stream).await?;
+///             while let Some(msg) = ws.next().await {
+///                 if let m @ (Message::Text(_) | Message::Binary(_)) = msg? {
+///                     ws.send(m).await?;
+///                 }
+///             }
+///             Ok::<_, tether::Error>(())
+///         })
+///         .detach();
+///     }
+/// }
+/// ```
+pub struct Listener {
+    inner: async_net::TcpListener,
+    state: AcceptLoop,
+}
+
+impl Listener {
+    /// Binds a listener to `addr`.
+    pub async fn bind(addr: impl async_net::AsyncToSocketAddrs) -> io::Result<Self> {
+        Ok(Self::new(async_net::TcpListener::bind(addr).await?))
+    }
+
+    /// Wraps a bound listener.
+    pub fn new(listener: async_net::TcpListener) -> Self {
+        Self {
+            inner: listener,
+            state: AcceptLoop::default(),
+        }
+    }
+
+    /// Options for accepted sockets (default: TCP_NODELAY on). A socket
+    /// they cannot be applied to (reset before it was accepted) is
+    /// skipped like a failed accept.
+    pub fn socket_options(mut self, options: SocketOptions) -> Self {
+        self.state.socket = options;
+        self
+    }
+
+    /// Calls `observe` with each error `accept` skips and the wait before
+    /// the next attempt (zero: at once), to log or count them.
+    pub fn on_error(mut self, observe: impl FnMut(&io::Error, Duration) + Send + 'static) -> Self {
+        self.state.observer = Some(Box::new(observe));
+        self
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The listener inside.
+    pub fn get_ref(&self) -> &async_net::TcpListener {
+        &self.inner
+    }
+
+    /// Unwraps the listener.
+    pub fn into_inner(self) -> async_net::TcpListener {
+        self.inner
+    }
+
+    /// The next connection, with the socket options applied. Waits while
+    /// the process is out of descriptors; returns an error only when the
+    /// listener is unusable (EBADF, EINVAL, ENOTSOCK, EOPNOTSUPP) or the
+    /// error is one `accept` is not known to return. Cancel-safe: a wait
+    /// under way goes on at the next call.
+    pub async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let inner = &self.inner;
+        self.state.accept::<Smol, _, _>(|| inner.accept()).await
+    }
+}
+
+impl From<async_net::TcpListener> for Listener {
+    fn from(listener: async_net::TcpListener) -> Self {
+        Self::new(listener)
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("inner", &self.inner)
+            .field("state", &self.state)
+            .finish()
+    }
 }

@@ -25,11 +25,13 @@ pub struct ServeConfig {
     pub max_window: u32,
 }
 
-/// Accepts connections forever, one task each.
+/// Accepts connections forever, one task each. tether's `Listener` waits
+/// out a shortage of descriptors instead of ending here, and sets
+/// TCP_NODELAY on each socket.
 pub async fn run(listener: TcpListener, config: ServeConfig) -> io::Result<()> {
+    let mut listener = tether::smol::Listener::new(listener);
     loop {
         let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
         let config = config.clone();
         smol::spawn(async move {
             if let Err(e) = serve_one(stream, &config).await {

@@ -68,6 +68,7 @@ use tether_core::{
     Bytes, CloseCode, CloseFrame, Config, Connection, DataKind, Message, RandomSource,
 };
 
+use crate::accept::{AcceptBackoff, Next, MAX_WAIT};
 use crate::{os_rng, ClientOptions, Decision, Error, ServerOptions, SocketOptions};
 
 use conn::*;
@@ -82,9 +83,6 @@ const READ_BUDGET: usize = 16;
 
 /// Connections accepted per listener per pass.
 const ACCEPT_BUDGET: usize = 256;
-
-/// Wait before accepting again after an error such as EMFILE.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Buffer shared by all connections: handshakes and the first read of
 /// each pass go there (see `Conn::read`).
@@ -186,7 +184,10 @@ pub struct ConnectionSet {
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// Slots to service on the next pass without waiting for readiness.
     queue: Vec<u32>,
+    /// When listeners try again after an accept error (EMFILE, say); the
+    /// schedule is the one every adapter shares (`crate::accept`).
     accept_retry: Option<Instant>,
+    accept_backoff: AcceptBackoff,
     accept_error: Option<io::Error>,
     scratch: Vec<u8>,
 }
@@ -212,6 +213,7 @@ impl Driver {
                 timers: BinaryHeap::new(),
                 queue: Vec::new(),
                 accept_retry: None,
+                accept_backoff: AcceptBackoff::default(),
                 accept_error: None,
                 scratch: vec![0; SCRATCH],
             },

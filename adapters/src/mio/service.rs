@@ -70,6 +70,7 @@ impl ConnectionSet {
             let acceptor = *acceptor;
             match listener.accept() {
                 Ok((stream, _)) => {
+                    self.accept_backoff.accepted();
                     // A socket the peer already reset may refuse options;
                     // its handshake then fails on its own.
                     let _ = self.socket.apply(&stream);
@@ -79,18 +80,20 @@ impl ConnectionSet {
                     }
                 }
                 Err(e) if would_block(&e) => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
                 Err(e) => {
-                    // Out of descriptors, say: try again a little later.
+                    // Out of descriptors, say: try again later. An error
+                    // the async listeners would return (a broken listener)
+                    // has nobody to go to here but `take_accept_error`; it
+                    // is retried at the longest wait.
+                    let wait = match self.accept_backoff.failed(&e) {
+                        Next::Retry(wait) => wait,
+                        Next::Fail => MAX_WAIT,
+                    };
                     self.accept_error = Some(e);
-                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
-                    return;
+                    if !wait.is_zero() {
+                        self.accept_retry = Some(Instant::now() + wait);
+                        return;
+                    }
                 }
             }
         }

@@ -37,15 +37,20 @@ fn main() {
     }
 }
 
+/// Reports an accept error the listener skipped (EMFILE, say).
+fn skipped(e: &std::io::Error, wait: std::time::Duration) {
+    eprintln!("testee-server: accept: {e} (next attempt in {wait:?})");
+}
+
 async fn serve_smol(addr: &str, options: ServerOptions) -> std::io::Result<()> {
-    let listener = smol::net::TcpListener::bind(addr).await?;
+    let mut listener = tether::smol::Listener::bind(addr).await?.on_error(skipped);
     eprintln!(
         "testee-server (smol) listening on {}",
         listener.local_addr()?
     );
     loop {
+        // TCP_NODELAY is the listener's default socket option.
         let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
         let options = options.clone();
         smol::spawn(async move {
             match tether::smol::accept_with(stream, &options, |_| Ok(Default::default())).await {
@@ -58,14 +63,13 @@ async fn serve_smol(addr: &str, options: ServerOptions) -> std::io::Result<()> {
 }
 
 async fn serve_tokio(addr: &str, options: ServerOptions) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let mut listener = tether::tokio::Listener::bind(addr).await?.on_error(skipped);
     eprintln!(
         "testee-server (tokio) listening on {}",
         listener.local_addr()?
     );
     loop {
         let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
         let options = options.clone();
         tokio::spawn(async move {
             match tether::tokio::accept_with(stream, &options, |_| Ok(Default::default())).await {

@@ -188,7 +188,7 @@ impl AcceptLoop {
     {
         loop {
             if let Some(at) = self.resume_at {
-                if at > Instant::now() {
+                if at > R::now() {
                     R::sleep_until(at).await;
                 }
                 self.resume_at = None;
@@ -212,7 +212,7 @@ impl AcceptLoop {
                         observe(&e, wait);
                     }
                     if !wait.is_zero() {
-                        self.resume_at = Some(Instant::now() + wait);
+                        self.resume_at = Some(R::now() + wait);
                     }
                 }
             }

@@ -159,9 +159,18 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds a listener to `addr`.
+    /// Binds a listener to `addr` (the first address it resolves to that
+    /// binds), with a backlog of 1,024 and SO_REUSEADDR.
     pub async fn bind(addr: impl async_net::AsyncToSocketAddrs) -> io::Result<Self> {
-        Ok(Self::new(async_net::TcpListener::bind(addr).await?))
+        let mut last = None;
+        for addr in addr.to_socket_addrs().await? {
+            match crate::socket::bind_listener(addr) {
+                Ok(std) => return Ok(Self::new(async_net::TcpListener::try_from(std)?)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Wraps a bound listener.

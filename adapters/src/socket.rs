@@ -4,6 +4,8 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use socket2::{SockRef, TcpKeepalive};
 
 /// TCP-level settings. WebSocket keepalive (pings) lives in
@@ -85,4 +87,26 @@ impl SocketOptions {
         }
         Ok(())
     }
+}
+
+/// Connections a listener's kernel queue holds before the loop accepts
+/// them: tokio's choice. std's, async-net's and mio's 128 overflowed when
+/// 1,000 clients
+/// connected at once, and each overflow costs a client a one-second SYN
+/// retransmission.
+const BACKLOG: i32 = 1024;
+
+/// A non-blocking listener on `addr` with [`BACKLOG`] and SO_REUSEADDR (so a
+/// restarted server can bind while old connections linger in TIME_WAIT).
+pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }

@@ -71,8 +71,9 @@ use tether_core::{
 use crate::accept::{AcceptBackoff, Next, MAX_WAIT};
 use crate::{os_rng, ClientOptions, Decision, Error, ServerOptions, SocketOptions};
 
+use crate::socket::bind_listener;
 use conn::*;
-use service::{bind_listener, would_block};
+use service::would_block;
 use slab::*;
 
 /// Slices handed to one vectored write.

@@ -9,24 +9,20 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(deadline) = self.close_deadline {
-            if now >= deadline && !self.close_timed_out {
+            if now >= deadline && self.phase != Phase::TimedOut {
                 // Give up on the peer: what it has not read by now it never
                 // will, and waiting for it would keep the socket open.
-                self.close_timed_out = true;
+                self.phase = Phase::TimedOut;
                 trace!(warn, role = ?self.role, "close timeout: giving up on the peer");
                 self.out = Outbox::new(self.role == Role::Client);
                 self.owed_pongs.clear();
             }
         }
-        // After the peer's EOF, or a violation the application has yet to
-        // reach, the connection's end is decided: a keepalive failure or an
-        // idle close would be a second end, with another close code.
-        if self.sent_close
-            || self.received_close
-            || self.failed
-            || self.deferred_failure
-            || self.eof
-        {
+        // Once closing, after the peer's EOF, or with a violation the
+        // application has yet to reach, the connection's end is decided: a
+        // keepalive failure or an idle close would be a second end, with
+        // another close code.
+        if self.phase != Phase::Open {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {
@@ -69,7 +65,7 @@ impl Connection {
             }),
             &mut payload,
         );
-        if !(self.sent_close || self.failed || self.eof) {
+        if self.phase.may_send() {
             trace!(debug, role = ?self.role, code = code.0, reason, "closing");
         }
         self.queue_close(Bytes::from(payload));
@@ -82,10 +78,13 @@ impl Connection {
     }
 
     pub(super) fn queue_close(&mut self, payload: Bytes) {
-        if self.sent_close || self.failed || self.eof {
-            return;
-        }
-        self.sent_close = true;
+        self.phase = match self.phase {
+            Phase::Open => Phase::CloseSent,
+            Phase::ViolationQueued { close_sent: false } => {
+                Phase::ViolationQueued { close_sent: true }
+            }
+            _ => return,
+        };
         self.close_deadline = Some(deadline_after(self.now, self.config.close_timeout));
         self.frame_owed_pongs(true);
         self.out.push_close_after_data(payload, &mut *self.rng);
@@ -94,19 +93,21 @@ impl Connection {
     /// Fails the connection: drops unsent data, sends a close frame with
     /// `code` and ignores all further input.
     pub(super) fn fail_with(&mut self, code: CloseCode, reason: &str) {
-        if self.failed {
-            return;
-        }
-        self.failed = true;
+        let close_sent = match self.phase {
+            Phase::Open | Phase::ViolationQueued { close_sent: false } => false,
+            Phase::CloseSent | Phase::ViolationQueued { close_sent: true } => true,
+            // Failed already, or the transport's end is decided.
+            Phase::CloseExchanged | Phase::Failed | Phase::PeerEnded | Phase::TimedOut => return,
+        };
+        self.phase = Phase::Failed;
         self.frame = None;
         self.message = None;
         self.rbuf = BytesMut::new();
         self.read_base = None;
         trace!(warn, role = ?self.role, code = code.0, reason, "connection failed");
-        if !self.sent_close && !self.eof {
+        if !close_sent {
             // Data queued before the failure (answers to messages the
             // application already had) still goes out, then the close.
-            self.sent_close = true;
             let mut payload = Vec::new();
             encode_close_payload(
                 Some(&CloseFrame {
@@ -132,9 +133,11 @@ impl Connection {
             // still bounds that wait.
             return self
                 .close_deadline
-                .filter(|_| self.has_transmit() && !self.close_timed_out);
+                .filter(|_| self.has_transmit() && self.phase != Phase::TimedOut);
         }
-        if self.sent_close || self.received_close || self.failed {
+        if self.phase != Phase::Open {
+            // Closing, or a violation waits for the application: only the
+            // close timeout (if a close frame is queued) runs.
             return self.close_deadline;
         }
         let idle = self

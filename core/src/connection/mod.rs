@@ -9,6 +9,7 @@
 mod close;
 #[cfg(feature = "deflate")]
 mod inflate;
+mod phase;
 mod receive;
 mod send;
 
@@ -32,6 +33,7 @@ use crate::rng::RandomSource;
 use crate::time::deadline_after;
 use crate::utf8::Utf8Validator;
 
+use phase::Phase;
 use receive::{InFrame, InMessage};
 use send::OwedPongs;
 
@@ -141,19 +143,11 @@ pub struct Connection {
     #[cfg(feature = "deflate")]
     decompressor: Option<Box<Decompressor>>,
 
-    sent_close: bool,
-    received_close: bool,
-    failed: bool,
-    /// A violation found while events before it still wait; the
-    /// connection fails when the application reaches it.
-    deferred_failure: bool,
-    /// Parsing what was read before EOF, past the inbound limits.
-    draining: bool,
-    eof: bool,
+    /// Open, closing (and how far), failed or ended.
+    phase: Phase,
     close_deadline: Option<Instant>,
     /// When bytes last arrived, for the idle timeout.
     last_input: Instant,
-    close_timed_out: bool,
     keepalive: Keepalive,
 }
 
@@ -192,15 +186,9 @@ impl Connection {
             compressor: None,
             #[cfg(feature = "deflate")]
             decompressor: None,
-            sent_close: false,
-            received_close: false,
-            failed: false,
-            deferred_failure: false,
-            draining: false,
-            eof: false,
+            phase: Phase::Open,
             close_deadline: None,
             last_input: now,
-            close_timed_out: false,
             keepalive,
             config,
         }
@@ -242,13 +230,7 @@ impl Connection {
 
     /// Open, closing or closed.
     pub fn state(&self) -> State {
-        if self.is_finished() {
-            State::Closed
-        } else if self.sent_close || self.received_close || self.failed {
-            State::Closing
-        } else {
-            State::Open
-        }
+        self.phase.state(self.role)
     }
 
     /// Bytes queued for the socket, framed or not.
@@ -278,7 +260,7 @@ impl Connection {
     /// application has not taken enough received messages (TCP then pushes
     /// back on the peer) and once the peer has ended its stream.
     pub fn wants_read(&self) -> bool {
-        !self.eof && !self.is_finished() && !self.inbound_full()
+        !self.is_finished() && !self.inbound_full()
     }
 
     /// Events waiting for [`poll_event`](Self::poll_event) and the bytes
@@ -298,12 +280,7 @@ impl Connection {
     /// empty: the close handshake is over (or failed, or timed out), or the
     /// peer ended its stream.
     pub fn is_finished(&self) -> bool {
-        if self.close_timed_out || self.eof {
-            return true;
-        }
-        // The server closes TCP first (RFC 6455 section 7.1.1); the client
-        // waits for that, bounded by the close timeout.
-        self.role == Role::Server && self.sent_close && (self.received_close || self.failed)
+        self.phase.is_finished(self.role)
     }
 
     pub(super) fn inbound_full(&self) -> bool {

@@ -147,7 +147,7 @@ impl Connection {
                 self.after_parse(r);
                 continue;
             }
-            if self.frame.is_some() || self.failed || self.deferred_failure || self.received_close {
+            if self.frame.is_some() || !self.phase.reads_frames() {
                 break;
             }
             // Whole frames go through the read buffer, where each becomes a
@@ -173,7 +173,7 @@ impl Connection {
     /// [`Event::Error`]).
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
-        if self.eof {
+        if matches!(self.phase, Phase::PeerEnded | Phase::TimedOut) {
             return;
         }
         self.read_direct = false;
@@ -183,13 +183,17 @@ impl Connection {
         // Frames read before the end still count, even those held back by
         // backpressure (their bytes are in memory already): the peer may
         // have sent its last messages and its close right before FIN.
-        self.draining = true;
-        self.process();
-        self.draining = false;
-        self.eof = true;
+        self.process_input(true);
+        let abnormal = self.phase.reads_frames();
+        self.phase = Phase::PeerEnded;
         self.rbuf = BytesMut::new();
         self.read_base = None;
-        if !(self.received_close || self.failed || self.deferred_failure) {
+        // What is still queued may go out to a peer that only half-closed,
+        // but a peer that never reads must not hold the socket open.
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(deadline_after(now, self.config.close_timeout));
+        }
+        if abnormal {
             trace!(info, role = ?self.role, "peer ended TCP without a close frame (1006)");
             self.push_event(Event::Error(Error::AbnormalClosure));
         }
@@ -212,8 +216,7 @@ impl Connection {
             tracing::debug!(target: "tether", role = ?self.role, "inbound backpressure released");
         }
         if let Event::Error(Error::Protocol(e)) = &ev {
-            if self.deferred_failure {
-                self.deferred_failure = false;
+            if let Phase::ViolationQueued { .. } = self.phase {
                 self.fail_with(e.close_code(), &e.to_string());
             }
         }
@@ -230,13 +233,19 @@ impl Connection {
     }
 
     pub(super) fn process(&mut self) {
-        if self.failed || self.deferred_failure || self.received_close {
+        self.process_input(false);
+    }
+
+    /// Parses what is buffered; `draining` (at the peer's EOF) parses past
+    /// the inbound limits, since those bytes are in memory already.
+    fn process_input(&mut self, draining: bool) {
+        if !self.phase.reads_frames() {
             // Nothing after a close or a violation is read; dropping it
             // keeps memory bounded while we wait for the peer to hang up.
             self.rbuf = BytesMut::new();
             return;
         }
-        let r = self.parse();
+        let r = self.parse(draining);
         self.after_parse(r);
     }
 
@@ -255,8 +264,10 @@ impl Connection {
             self.rbuf = BytesMut::new();
             if self.events.is_empty() {
                 self.fail_with(e.close_code(), &e.to_string());
-            } else {
-                self.deferred_failure = true;
+            } else if let Phase::Open | Phase::CloseSent = self.phase {
+                self.phase = Phase::ViolationQueued {
+                    close_sent: self.phase == Phase::CloseSent,
+                };
             }
             self.push_event(Event::Error(Error::Protocol(e)));
         }
@@ -266,13 +277,7 @@ impl Connection {
     /// assembled: for an uncompressed message delivered whole, whose frame
     /// has at least `min` bytes to come and nothing buffered before them.
     pub(super) fn direct_room(&self, min: u64) -> Option<u64> {
-        if !self.rbuf.is_empty()
-            || self.failed
-            || self.deferred_failure
-            || self.received_close
-            || self.eof
-            || self.inbound_full()
-        {
+        if !self.rbuf.is_empty() || !self.phase.reads_frames() || self.inbound_full() {
             return None;
         }
         let frame = self.frame.as_ref()?;
@@ -350,13 +355,8 @@ impl Connection {
         }
     }
 
-    pub(super) fn parse(&mut self) -> Result<(), ProtocolError> {
-        while !self.received_close
-            && !self.failed
-            && !self.deferred_failure
-            && !self.eof
-            && (self.draining || !self.inbound_full())
-        {
+    pub(super) fn parse(&mut self, draining: bool) -> Result<(), ProtocolError> {
+        while self.phase.reads_frames() && (draining || !self.inbound_full()) {
             let Some(frame) = &mut self.frame else {
                 if !self.parse_header()? {
                     return Ok(());
@@ -560,7 +560,7 @@ impl Connection {
     ) -> Result<(), ProtocolError> {
         match opcode {
             OpCode::Ping => {
-                if !self.sent_close {
+                if self.phase == Phase::Open {
                     self.owed_pongs.push(payload.clone());
                     self.frame_owed_pongs(false);
                 }
@@ -573,24 +573,24 @@ impl Connection {
             OpCode::Close => {
                 let frame =
                     parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
-                self.received_close = true;
+                let answered = self.phase == Phase::CloseSent;
+                self.phase = Phase::CloseExchanged;
                 self.rbuf = BytesMut::new();
                 trace!(
                     debug,
                     role = ?self.role,
                     code = frame.as_ref().map(|f| f.code.0),
                     reason = frame.as_ref().map(|f| f.reason.as_str()),
-                    answered = !self.sent_close,
+                    answered = !answered,
                     "peer closed"
                 );
-                if !self.sent_close {
+                if !answered {
                     // Echo the code (RFC 6455 section 5.5.1); data the
                     // application queued before still goes out first.
                     let mut echo = Vec::new();
                     if let Some(f) = &frame {
                         echo.extend_from_slice(&f.code.0.to_be_bytes());
                     }
-                    self.sent_close = true;
                     self.frame_owed_pongs(true);
                     self.out
                         .push_close_after_data(Bytes::from(echo), &mut *self.rng);

@@ -36,7 +36,7 @@ impl Connection {
         payload: Bytes,
         compress: bool,
     ) -> Result<(), Error> {
-        if self.sent_close || self.failed || self.eof {
+        if !self.phase.may_send() {
             return Err(Error::Closed);
         }
         if self.sending.is_some() {
@@ -90,7 +90,7 @@ impl Connection {
     /// chunk gives the kind; the one with `fin` ends the message. Each
     /// chunk becomes one or more frames, so the message is never held whole.
     pub fn send_chunk(&mut self, kind: DataKind, data: Bytes, fin: bool) -> Result<(), Error> {
-        if self.sent_close || self.failed || self.eof {
+        if !self.phase.may_send() {
             return Err(Error::Closed);
         }
         let (opcode, compress) = match self.sending {
@@ -122,7 +122,7 @@ impl Connection {
     }
 
     pub(super) fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
-        if self.sent_close || self.failed || self.eof {
+        if !self.phase.may_send() {
             return Err(Error::Closed);
         }
         if payload.len() > 125 {

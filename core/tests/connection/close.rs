@@ -330,3 +330,126 @@ fn eof_without_close_is_abnormal() {
         assert_eq!(events(&mut c), [], "EOF is reported once");
     }
 }
+
+/// A violation waiting behind a message the application has not taken
+/// stops the keepalive; its timer must not stay due, or a driver that
+/// sleeps until `poll_timeout` would spin on a deadline in the past.
+#[test]
+fn a_queued_violation_leaves_no_timer_due() {
+    for role in ROLES {
+        let now = Instant::now();
+        let config = config().with_ping_interval(Some(Duration::from_secs(1)));
+        let mut c = conn_at(role, config, now);
+        c.handle_read(
+            &wire(&[
+                Raw::to(role, TEXT, "first"),
+                Raw::to(role, TEXT, "bad").rsv(4),
+            ]),
+            now,
+        );
+        assert_eq!(c.state(), State::Open, "the violation is not reached yet");
+        let later = at(now, 5000);
+        c.handle_timeout(later);
+        assert!(!c.has_transmit(), "{role:?}: no ping or close yet");
+        assert!(
+            c.poll_timeout().map_or(true, |t| t > later),
+            "{role:?}: a deadline in the past: {:?}",
+            c.poll_timeout()
+        );
+        assert_eq!(c.poll_event(), Some(text("first")));
+        assert!(matches!(
+            c.poll_event(),
+            Some(Event::Error(Error::Protocol(_)))
+        ));
+        assert_eq!(sent_close_code(&mut c), Some(1002));
+    }
+}
+
+/// After the peer's EOF, data still queued for it is flushed only until
+/// the close timeout: a peer that half-closed and never reads must not
+/// keep the socket open.
+#[test]
+fn output_queued_at_eof_is_bounded_by_the_close_timeout() {
+    for role in ROLES {
+        let now = Instant::now();
+        let config = config().with_close_timeout(Duration::from_secs(2));
+        let mut c = conn_at(role, config, now);
+        c.send(Message::binary(vec![7; 100_000])).unwrap();
+        c.handle_eof(at(now, 10));
+        assert!(c.is_finished());
+        assert!(c.has_transmit());
+        assert!(!c.can_close_transport(), "{role:?}: the data is still owed");
+        assert_eq!(c.poll_timeout(), Some(at(now, 2010)), "{role:?}");
+        c.handle_timeout(at(now, 2010));
+        assert!(!c.has_transmit(), "{role:?}: given up on the peer");
+        assert!(c.can_close_transport());
+        assert_eq!(c.poll_timeout(), None);
+    }
+}
+
+/// `state()` through each way a connection ends.
+#[test]
+fn state_follows_each_way_to_the_end() {
+    for role in ROLES {
+        let now = Instant::now();
+        // We close first.
+        let mut c = conn(role, now);
+        assert_eq!(c.state(), State::Open);
+        c.close(CloseCode::NORMAL, "").unwrap();
+        assert_eq!(c.state(), State::Closing);
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(1000, b"")).encode(),
+            now,
+        );
+        let after_exchange = match role {
+            Role::Server => State::Closed,
+            _ => State::Closing,
+        };
+        assert_eq!(c.state(), after_exchange, "{role:?}");
+        c.handle_eof(now);
+        assert_eq!(c.state(), State::Closed);
+
+        // The peer closes first.
+        let mut c = conn(role, now);
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(1001, b"")).encode(),
+            now,
+        );
+        assert_eq!(c.state(), after_exchange, "{role:?}");
+        assert_eq!(c.send(Message::text("late")), Err(Error::Closed));
+
+        // A violation: closing at once for a server too, until the
+        // client has seen its close frame out.
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, TEXT, "x").rsv(4).encode(), now);
+        let failed = match role {
+            Role::Server => State::Closed,
+            _ => State::Closing,
+        };
+        assert_eq!(c.state(), failed, "{role:?}");
+
+        // A violation queued behind a message after our close.
+        let mut c = conn(role, now);
+        c.close(CloseCode::NORMAL, "").unwrap();
+        c.handle_read(
+            &wire(&[Raw::to(role, TEXT, "m"), Raw::to(role, TEXT, "x").rsv(4)]),
+            now,
+        );
+        assert_eq!(c.state(), State::Closing);
+        assert_eq!(
+            c.close(CloseCode::NORMAL, ""),
+            Ok(()),
+            "closing twice is a no-op"
+        );
+        let _ = events(&mut c);
+        assert_eq!(c.state(), failed, "{role:?}");
+
+        // The close timeout.
+        let mut c = conn(role, now);
+        c.close(CloseCode::NORMAL, "").unwrap();
+        c.handle_timeout(now + c.config().close_timeout);
+        assert_eq!(c.state(), State::Closed);
+        c.handle_eof(now + c.config().close_timeout);
+        assert_eq!(events(&mut c), [], "{role:?}: the end was already decided");
+    }
+}

@@ -98,11 +98,10 @@ fn next_event(ws: &mut Connection, stream: &mut TcpStream) -> io::Result<Option<
                 .max(Duration::from_millis(1))
         });
         stream.set_read_timeout(wait)?;
-        let n = stream.read(ws.read_buf());
-        let now = Instant::now();
-        match n {
-            Ok(0) => ws.handle_eof(now),
-            Ok(n) => ws.commit_read(n, now),
+        // No scratch (`&mut []`): with one connection there is no memory
+        // to save by sharing one, so reads go to the core's buffer.
+        match ws.read_with(&mut [], Instant::now, |buf| stream.read(buf)) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -110,6 +109,7 @@ fn next_event(ws: &mut Connection, stream: &mut TcpStream) -> io::Result<Option<
                 ) => {}
             Err(e) => return Err(e),
         }
+        let now = Instant::now();
         if ws.poll_timeout().is_some_and(|at| now >= at) {
             ws.handle_timeout(now);
         }

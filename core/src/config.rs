@@ -25,8 +25,9 @@ pub struct Config {
     pub fragment_size: usize,
     /// Size of the buffer [`Connection::read_buf`](crate::Connection::read_buf)
     /// offers between frames (inside a large frame it offers up to the rest
-    /// of that frame's payload). tether's async driver reads into a 64 KiB
-    /// per-thread buffer first and uses `read_buf` only while data streams.
+    /// of that frame's payload). [`Connection::read_with`](crate::Connection::read_with)
+    /// reads into the caller's scratch buffer first and uses `read_buf`
+    /// only while data streams.
     pub read_chunk_size: usize,
     /// Deliver data messages as [`Event::Chunk`](crate::Event::Chunk)s as
     /// their bytes arrive instead of whole, for messages larger than memory.

@@ -11,10 +11,12 @@
 //!
 //! An adapter (or any program that owns a socket) repeats:
 //!
-//! 1. read from the socket while [`Connection::wants_read`] into
-//!    [`Connection::read_buf`], then [`Connection::commit_read`]
-//!    (or pass bytes to [`Connection::handle_read`]); on end of stream call
-//!    [`Connection::handle_eof`];
+//! 1. read from the socket while [`Connection::wants_read`], through
+//!    [`Connection::read_with`], which picks the buffer and feeds the
+//!    result in (end of stream included); [`Connection::read_buf`] with
+//!    [`Connection::commit_read`], [`Connection::handle_read`] and
+//!    [`Connection::handle_eof`] are the steps it takes, for callers
+//!    that read otherwise;
 //! 2. take [`Connection::poll_event`]s and hand them to the application;
 //! 3. queue the application's messages with [`Connection::send`] and
 //!    friends; they never block and never do I/O;
@@ -62,7 +64,7 @@ pub mod utf8;
 pub use close::{encode_close_payload, parse_close_payload};
 pub use close::{CloseCode, CloseFrame, ClosePayloadError, MAX_REASON_LEN};
 pub use config::Config;
-pub use connection::{Connection, Event, Role, State};
+pub use connection::{Connection, Event, ReadOutcome, Role, State};
 #[cfg(feature = "deflate")]
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, ProtocolError};

@@ -30,10 +30,10 @@ const MAX_IOV: usize = 64;
 const SCRATCH_LEN: usize = 64 << 10;
 
 thread_local! {
-    /// Reads land here and are handed to the core with `handle_read`, so a
-    /// connection between messages holds no read buffer of its own (one per
-    /// thread instead of one per connection). Only a read that fills it
-    /// (data is streaming) makes the next one go to the core's buffer.
+    /// The scratch buffer of `Connection::read_with`: occasional reads land
+    /// here and are copied into the core, so a connection between messages
+    /// holds no read buffer of its own (one per thread instead of one per
+    /// connection). While data streams, reads go to the core's buffer.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
 }
 
@@ -102,9 +102,6 @@ struct Inner<S, R: Runtime> {
     read_blocked: bool,
     /// The timer was polled at its deadline and no wake came since.
     timer_armed: bool,
-    /// The last read filled its buffer: more is probably waiting, so the
-    /// next read goes straight into the core's buffer.
-    streaming: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
     stashed: Option<Box<Event>>,
     _runtime: PhantomData<fn() -> R>,
@@ -127,7 +124,6 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 transport_done: false,
                 read_blocked: false,
                 timer_armed: false,
-                streaming: false,
                 stashed: None,
                 _runtime: PhantomData,
             }),
@@ -421,61 +417,21 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         false
     }
 
-    /// One read: into the thread's scratch buffer (copied into the core),
-    /// or, while data streams in, straight into the core's buffer. Reading
-    /// into a large frame's message whenever one is under way was tried:
-    /// such a read stops at the frame's end, and the extra reads (a third
-    /// more at 64 KiB messages) cost more than the copy they save.
+    /// One read, into the thread's scratch buffer or the core's (the core
+    /// picks: `Connection::read_with`).
     fn read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let (io, conn) = (&mut self.inner.io, &mut self.inner.conn);
-        // (bytes read, whether they filled the buffer)
-        let scratch_read = if self.inner.streaming {
-            None
-        } else {
+        SCRATCH.with(|scratch| {
             // Busy only if a transport's read drives another connection on
             // this thread; that read then uses the core's buffer.
-            SCRATCH.with(|scratch| {
-                let mut scratch = scratch.try_borrow_mut().ok()?;
-                let r = io.poll_read(cx, &mut scratch);
-                if let Poll::Ready(Ok(n)) = r {
-                    if n > 0 {
-                        conn.handle_read(&scratch[..n], R::now());
-                    }
-                }
-                Some(r.map_ok(|n| (n, n == scratch.len())))
-            })
-        };
-        let r = scratch_read.unwrap_or_else(|| {
-            let buf = conn.read_buf();
-            let len = buf.len();
-            let r = io.poll_read(cx, buf);
-            match r {
-                Poll::Ready(Ok(n)) if n > 0 => conn.commit_read(n, R::now()),
-                // Hand the buffer back, so an idle connection keeps none.
-                Poll::Pending => conn.commit_read(0, R::now()),
-                _ => {}
-            }
-            r.map_ok(|n| (n, n == len))
-        });
-        match r {
-            Poll::Ready(Ok((0, _))) => {
-                self.inner.conn.handle_eof(R::now());
-                self.inner.streaming = false;
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Ok((_, filled))) => {
-                self.inner.streaming = filled;
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => {
-                self.inner.streaming = false;
-                Poll::Ready(Err(e))
-            }
-            Poll::Pending => {
-                self.inner.streaming = false;
-                Poll::Pending
-            }
-        }
+            let mut scratch = scratch.try_borrow_mut();
+            let scratch: &mut [u8] = match &mut scratch {
+                Ok(scratch) => scratch,
+                Err(_) => &mut [],
+            };
+            conn.read_with(scratch, R::now, |buf| io.poll_read(cx, buf))
+                .map_ok(drop)
+        })
     }
 
     /// The transport failed: nothing more can be read or written.

@@ -146,34 +146,21 @@ impl Conn {
         Ok(true)
     }
 
-    /// Reads while the core wants input and the socket has some. The first
-    /// read of a pass goes to the driver's shared buffer and is copied in
-    /// (`handle_read`), so a connection that gets a message now and then
-    /// holds no read buffer between messages; once a read fills it, data
-    /// is streaming and the rest of the pass reads straight into the
-    /// core's buffer (`read_buf`, `commit_read`), without a copy.
+    /// Reads while the core wants input and the socket has some, at most
+    /// `READ_BUDGET` times. The core picks each read's buffer
+    /// (`Connection::read_with`): the driver's shared `scratch`, copied
+    /// in, so a connection that gets a message now and then holds no read
+    /// buffer between messages; or, once a read filled its buffer (data is
+    /// streaming), the core's own, without a copy.
     pub(super) fn read(&mut self, now: Instant, scratch: &mut [u8]) -> io::Result<()> {
         let Phase::Open(conn) = &mut self.phase else {
             return Ok(());
         };
-        for pass in 0..READ_BUDGET {
+        for _ in 0..READ_BUDGET {
             if !(self.io.readable && conn.wants_read()) {
                 break;
             }
-            if pass == 0 {
-                match self.io.read(scratch)? {
-                    Some(0) => conn.handle_eof(now),
-                    Some(n) => conn.handle_read(&scratch[..n], now),
-                    None => {}
-                }
-                continue;
-            }
-            let buf = conn.read_buf();
-            match self.io.read(buf)? {
-                Some(0) => conn.handle_eof(now),
-                Some(n) => conn.commit_read(n, now),
-                None => {}
-            }
+            conn.read_with(scratch, || now, |buf| self.io.read(buf))?;
         }
         Ok(())
     }

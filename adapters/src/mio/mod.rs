@@ -85,8 +85,8 @@ const READ_BUDGET: usize = 16;
 /// Connections accepted per listener per pass.
 const ACCEPT_BUDGET: usize = 256;
 
-/// Buffer shared by all connections: handshakes and the first read of
-/// each pass go there (see `Conn::read`).
+/// Buffer shared by all connections: handshakes and reads while data is
+/// not streaming go there (see `Conn::read`).
 const SCRATCH: usize = 16 << 10;
 
 const WAKER: Token = Token(usize::MAX);

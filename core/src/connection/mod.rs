@@ -10,6 +10,7 @@ mod close;
 #[cfg(feature = "deflate")]
 mod inflate;
 mod phase;
+mod read;
 mod receive;
 mod send;
 
@@ -34,6 +35,7 @@ use crate::time::deadline_after;
 use crate::utf8::Utf8Validator;
 
 use phase::Phase;
+pub use read::ReadOutcome;
 use receive::{InFrame, InMessage};
 use send::OwedPongs;
 
@@ -125,6 +127,9 @@ pub struct Connection {
     read_base: Option<usize>,
     /// The last `read_buf` pointed into the message being assembled.
     read_direct: bool,
+    /// The last `read_with` filled its buffer: more is probably waiting,
+    /// so the next read goes straight into `read_buf`.
+    streaming: bool,
     frame: Option<InFrame>,
     message: Option<InMessage>,
     utf8: Utf8Validator,
@@ -173,6 +178,7 @@ impl Connection {
             rbuf: BytesMut::new(),
             read_base: None,
             read_direct: false,
+            streaming: false,
             frame: None,
             message: None,
             utf8: Utf8Validator::new(),

@@ -74,6 +74,7 @@ impl Connection {
     /// its payload is read in place, without a copy. Otherwise reading small
     /// amounts through `handle_read` is cheaper: this buffer is zero-filled
     /// each time, and stays allocated until read into.
+    /// [`read_with`](Self::read_with) makes that choice for an adapter.
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.read_direct = false;
         if let Some(base) = self.read_base.take() {

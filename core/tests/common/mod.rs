@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod counting;
+
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 

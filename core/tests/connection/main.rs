@@ -7,6 +7,7 @@ mod close;
 mod common;
 mod control;
 mod flow;
+mod read_with;
 mod reading;
 mod sending;
 mod validation;
@@ -18,6 +19,9 @@ pub use tether_core::{
     Bytes, CloseCode, CloseFrame, ClosePayloadError, Config, Connection, DataKind, Error, Event,
     Message, ProtocolError, Role, State,
 };
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 pub const ROLES: [Role; 2] = [Role::Server, Role::Client];
 

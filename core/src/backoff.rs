@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use crate::close::CloseFrame;
 use crate::error::Error;
 use crate::handshake::HandshakeError;
+use crate::proxy::{ProxyError, Socks5Failure};
 use crate::rng::RandomSource;
 
 /// Settings of a [`Backoff`].
@@ -244,6 +245,7 @@ impl Failure {
             Error::Handshake(h) => Self::from_handshake(h),
             Error::KeepaliveTimeout => Self::Timeout,
             Error::AbnormalClosure => Self::Close(1006),
+            Error::Proxy(p) => Self::from_proxy(p),
             Error::Closed
             | Error::InvalidCloseCode(_)
             | Error::ControlPayloadTooLong(_)
@@ -257,6 +259,23 @@ impl Failure {
             HandshakeError::Rejected(status) => Self::HttpStatus(*status),
             HandshakeError::TimedOut => Self::Timeout,
             HandshakeError::Eof => Self::Connect(io::ErrorKind::UnexpectedEof),
+            _ => Self::Handshake,
+        }
+    }
+}
+
+impl Failure {
+    /// Classifies a proxy that could not open the tunnel, following
+    /// [`ProxyError::is_retryable`]: a timeout is [`Failure::Timeout`], a
+    /// proxy that closed the connection `Connect(UnexpectedEof)`, any
+    /// other retryable refusal (the target or network down, HTTP 408, 429,
+    /// 5xx) `Connect(ConnectionRefused)`, and the rest
+    /// [`Failure::Handshake`] (not retried by default).
+    pub fn from_proxy(e: &ProxyError) -> Self {
+        match e {
+            ProxyError::TimedOut | ProxyError::Socks5(Socks5Failure::TtlExpired) => Self::Timeout,
+            ProxyError::Eof => Self::Connect(io::ErrorKind::UnexpectedEof),
+            e if e.is_retryable() => Self::Connect(io::ErrorKind::ConnectionRefused),
             _ => Self::Handshake,
         }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::close::{CloseCode, ClosePayloadError};
 use crate::handshake::HandshakeError;
+use crate::proxy::ProxyError;
 
 /// A peer broke RFC 6455, or exceeded a configured limit. The connection
 /// sends a close frame with [`ProtocolError::close_code`] and ignores
@@ -115,6 +116,8 @@ pub enum Error {
     KeepaliveTimeout,
     /// The peer ended TCP without a close handshake (close code 1006).
     AbnormalClosure,
+    /// The proxy in front of the server could not be used.
+    Proxy(ProxyError),
 }
 
 impl Error {
@@ -133,7 +136,8 @@ impl Error {
     }
 
     /// The HTTP status of a failed handshake (see
-    /// [`HandshakeError::http_status`]); `None` for any other error.
+    /// [`HandshakeError::http_status`]); `None` for any other error (a
+    /// proxy's refusal has its own: [`ProxyError::http_status`]).
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Self::Handshake(e) => e.http_status(),
@@ -153,6 +157,7 @@ impl fmt::Display for Error {
             Self::ChunkOutOfOrder => f.write_str("message chunk sent out of order"),
             Self::KeepaliveTimeout => f.write_str("no pong answered a keepalive ping in time"),
             Self::AbnormalClosure => f.write_str("peer closed TCP without a close frame"),
+            Self::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -162,6 +167,7 @@ impl std::error::Error for Error {
         match self {
             Self::Protocol(e) => Some(e),
             Self::Handshake(e) => Some(e),
+            Self::Proxy(e) => Some(e),
             _ => None,
         }
     }
@@ -176,5 +182,11 @@ impl From<ProtocolError> for Error {
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         Self::Handshake(e)
+    }
+}
+
+impl From<ProxyError> for Error {
+    fn from(e: ProxyError) -> Self {
+        Self::Proxy(e)
     }
 }

@@ -30,6 +30,8 @@
 //! The opening handshake comes first, through [`handshake::ClientHandshake`]
 //! or [`handshake::ServerHandshake`], in the same bytes-in, bytes-out style;
 //! each hands over its `Connection` (`into_connection`) when it is done.
+//! Before it, a client behind a proxy opens a tunnel with
+//! [`proxy::ProxyHandshake`] (HTTP `CONNECT` or SOCKS5), in the same style.
 
 #![warn(missing_docs)]
 
@@ -55,6 +57,7 @@ mod keepalive;
 pub mod mask;
 mod message;
 mod outbox;
+pub mod proxy;
 mod rng;
 pub mod time;
 pub mod utf8;

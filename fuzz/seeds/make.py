@@ -185,3 +185,30 @@ write("connection", "server-deflate", conn(0x02, compressed, {8: 0x77}))
 write("connection", "client-deflate", conn(0x03, frame(1, hello, rsv=4) + frame(2, deflate(b"\x00" * 4000), rsv=4), {8: 0x77}))
 write("connection", "bad-utf8", conn(0x00, frame(1, b"\xce\xba\xe1\xbd", mask=K) + frame(1, b"a\xed\xa0\x80", mask=K)))
 write("connection", "unmasked", conn(0x00, frame(1, b"Hello")))
+
+# ---- proxy_http_connect: flags, max head size (LE), max headers, cut count, cuts ----
+write("proxy_http_connect", "established", hs_head(0x02) + b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01")
+write("proxy_http_connect", "interim-cut", hs_head(0x00, (3, 30)) + b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nProxy-Agent: x\r\n\r\nGET / HTTP/1.1\r\n")
+write(
+    "proxy_http_connect",
+    "auth-required",
+    hs_head(0x01) + b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 0\r\n\r\n",
+)
+write("proxy_http_connect", "bad-gateway", hs_head(0x00) + b"HTTP/1.0 502 Bad Gateway\r\n\r\n")
+
+
+# ---- proxy_socks5: flags (bit 0 credentials, then target kind), two cut seeds, turns (length byte + bytes) ----
+def turns(*ts):
+    return b"".join(bytes([len(t)]) + t for t in ts)
+
+
+OK_V4 = bytes([5, 0, 0, 1, 10, 0, 0, 1, 0x1F, 0x90])
+write("proxy_socks5", "no-auth", bytes([0x00, 1, 5]) + turns(b"\x05\x00", OK_V4 + b"\x16\x03"))
+write("proxy_socks5", "user-pass", bytes([0x01, 2, 9]) + turns(b"\x05\x02", b"\x01\x00", OK_V4))
+write(
+    "proxy_socks5",
+    "bound-name-v6-target",
+    bytes([0x04, 3, 4]) + turns(b"\x05\x00", bytes([5, 0, 0, 3, 7]) + b"example" + b"\x00\x50"),
+)
+write("proxy_socks5", "host-unreachable", bytes([0x02, 0, 0]) + turns(b"\x05\x00", bytes([5, 4, 0, 1, 0, 0, 0, 0, 0, 0])))
+write("proxy_socks5", "auth-failed", bytes([0x01, 1, 1]) + turns(b"\x05\x02", b"\x01\x01"))

@@ -67,9 +67,10 @@ impl Default for HandshakeLimits {
 /// once the head can be complete (its blank line arrived) or on the first
 /// read (so garbage fails at once), and the search for the blank line
 /// never looks at a byte twice: a head trickled in byte by byte costs
-/// linear time, not a full parse per byte.
+/// linear time, not a full parse per byte. The proxy's CONNECT response
+/// is read with it too.
 #[derive(Debug, Default)]
-struct HeadBuffer {
+pub(crate) struct HeadBuffer {
     pub(crate) buf: Vec<u8>,
     /// Bytes already searched for the blank line.
     searched: usize,
@@ -79,7 +80,7 @@ struct HeadBuffer {
 
 impl HeadBuffer {
     /// Appends `data`; returns whether the head should be parsed now.
-    fn push(&mut self, data: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, data: &[u8]) -> bool {
         let first = self.buf.is_empty();
         self.buf.extend_from_slice(data);
         // The blank line is LF, optional CR, LF; it may straddle reads.
@@ -190,7 +191,7 @@ impl std::error::Error for HandshakeError {}
 /// the outcome depend only on the bytes, not on how reads cut them: a
 /// read that reached a malformed byte past the limit would otherwise fail
 /// as malformed (400), and smaller reads as too large (431).
-fn head_window<'a>(buf: &'a [u8], limits: &HandshakeLimits) -> &'a [u8] {
+pub(crate) fn head_window<'a>(buf: &'a [u8], limits: &HandshakeLimits) -> &'a [u8] {
     &buf[..buf.len().min(limits.max_head_size.saturating_add(1))]
 }
 

@@ -218,6 +218,13 @@ pub enum Failure {
     /// extension or subprotocol we did not offer, a malformed head), or
     /// the URL was: a retry would get the same answer.
     Handshake,
+    /// The TLS handshake failed: a certificate was refused on either side
+    /// (unknown issuer, expired, issued for another name, a client
+    /// certificate missing or untrusted), the peer ended it with a fatal
+    /// alert, or the TLS settings are unusable. The next attempt meets the
+    /// same certificates and settings, so it is not retried by default. A
+    /// connection lost during the TLS handshake is [`Failure::Connect`].
+    Tls,
     /// The session ended with the close code the peer sent; 1005 when its
     /// close frame carried no code, 1006 when TCP ended without one.
     Close(u16),
@@ -300,6 +307,7 @@ impl fmt::Display for Failure {
             Self::Timeout => f.write_str("timed out"),
             Self::HttpStatus(s) => write!(f, "server answered HTTP {s}"),
             Self::Handshake => f.write_str("invalid handshake"),
+            Self::Tls => f.write_str("TLS handshake failed"),
             Self::Close(c) => write!(f, "peer closed with {c}"),
             Self::Protocol(c) => write!(f, "failed the connection with {c}"),
             Self::Io(kind) => write!(f, "connection lost: {kind}"),
@@ -317,8 +325,9 @@ impl fmt::Display for Failure {
 /// later) and 1014 (bad gateway). Everything else is not: HTTP 4xx (and
 /// 1xx-3xx), an invalid handshake, close codes 1000 (done), 1002, 1003,
 /// 1007, 1008, 1009, 1010, 1005 (no code) and the application's
-/// 3000-4999, and misuse ([`Failure::Other`]): the same request would meet
-/// the same answer. The builder methods change any of it, e.g.
+/// 3000-4999, TLS failures such as a refused certificate
+/// ([`Failure::Tls`]), and misuse ([`Failure::Other`]): the same request
+/// would meet the same answer. The builder methods change any of it, e.g.
 /// `.retry_status(429)` for a server that rate-limits.
 ///
 /// A close code applies to both [`Failure::Close`] (the peer's) and
@@ -328,6 +337,7 @@ pub struct RetryPolicy {
     connect: bool,
     timeout: bool,
     handshake: bool,
+    tls: bool,
     io: bool,
     other: bool,
     statuses: BTreeSet<u16>,
@@ -343,6 +353,7 @@ impl Default for RetryPolicy {
             connect: true,
             timeout: true,
             handshake: false,
+            tls: false,
             io: true,
             other: false,
             statuses: (500..=599).collect(),
@@ -358,6 +369,7 @@ impl RetryPolicy {
             connect: false,
             timeout: false,
             handshake: false,
+            tls: false,
             io: false,
             other: false,
             statuses: BTreeSet::new(),
@@ -372,6 +384,7 @@ impl RetryPolicy {
             Failure::Timeout => self.timeout,
             Failure::HttpStatus(s) => self.statuses.contains(s),
             Failure::Handshake => self.handshake,
+            Failure::Tls => self.tls,
             Failure::Close(c) | Failure::Protocol(c) => self.close_codes.contains(c),
             Failure::Io(_) => self.io,
             Failure::Other => self.other,
@@ -393,6 +406,13 @@ impl RetryPolicy {
     /// Retry (or not) invalid handshake responses.
     pub fn retry_handshake(mut self, on: bool) -> Self {
         self.handshake = on;
+        self
+    }
+
+    /// Retry (or not) failed TLS handshakes (off by default: a refused
+    /// certificate is refused again until someone changes it).
+    pub fn retry_tls(mut self, on: bool) -> Self {
+        self.tls = on;
         self
     }
 

@@ -259,6 +259,7 @@ fn default_retry_classification_is_the_issues() {
     }
     assert!(p.should_retry(&Failure::Timeout));
     assert!(!p.should_retry(&Failure::Handshake));
+    assert!(!p.should_retry(&Failure::Tls));
     assert!(!p.should_retry(&Failure::Other));
 }
 
@@ -272,6 +273,7 @@ fn retry_policy_builders_change_single_entries() {
         .retry_connect(false)
         .retry_timeout(false)
         .retry_handshake(true)
+        .retry_tls(true)
         .retry_io(false)
         .retry_other(true);
     assert!(p.should_retry(&Failure::HttpStatus(429)));
@@ -284,6 +286,7 @@ fn retry_policy_builders_change_single_entries() {
     assert!(!p.should_retry(&Failure::Connect(ErrorKind::ConnectionRefused)));
     assert!(!p.should_retry(&Failure::Timeout));
     assert!(p.should_retry(&Failure::Handshake));
+    assert!(p.should_retry(&Failure::Tls));
     assert!(!p.should_retry(&Failure::Io(ErrorKind::BrokenPipe)));
     assert!(p.should_retry(&Failure::Other));
 

@@ -429,13 +429,14 @@ async fn client(
             }
             Some(Cmd::Kill) => {
                 // Linger 0: close sends RST instead of FIN.
-                let _ = socket2::SockRef::from(&ws.get_ref().0).set_linger(Some(Duration::ZERO));
+                let _ =
+                    socket2::SockRef::from(ws.get_ref().0.tcp()).set_linger(Some(Duration::ZERO));
                 drop(ws);
             }
             Some(Cmd::HalfOpen(hold)) => {
                 // The socket stays open, but nobody reads or writes it.
                 tokio::time::sleep(hold).await;
-                if server_closed(&ws.get_ref().0) {
+                if server_closed(ws.get_ref().0.tcp()) {
                     stats.reaped.fetch_add(1, Relaxed);
                 } else {
                     stats.not_reaped.fetch_add(1, Relaxed);

@@ -17,8 +17,8 @@ pub trait Connector: Runtime + Sized {
     /// The transport a connection runs over.
     type Transport: Transport + Send;
 
-    /// Connects to a `ws://` URL and runs the handshake, like the
-    /// runtime's `connect_with`.
+    /// Connects to a `ws://` or `wss://` URL and runs the handshake, like
+    /// the runtime's `connect_with`.
     fn connect(
         url: &str,
         options: ClientOptions,
@@ -27,7 +27,7 @@ pub trait Connector: Runtime + Sized {
 
 #[cfg(feature = "smol")]
 impl Connector for crate::smol::Smol {
-    type Transport = crate::smol::FuturesIo<async_net::TcpStream>;
+    type Transport = crate::smol::FuturesIo<crate::smol::ClientStream>;
 
     fn connect(
         url: &str,
@@ -39,7 +39,7 @@ impl Connector for crate::smol::Smol {
 
 #[cfg(feature = "tokio")]
 impl Connector for crate::tokio::Tokio {
-    type Transport = crate::tokio::TokioIo<tokio::net::TcpStream>;
+    type Transport = crate::tokio::TokioIo<crate::tokio::ClientStream>;
 
     fn connect(
         url: &str,

@@ -1,6 +1,8 @@
-//! Errors of the adapters: the core's, plus I/O.
+//! Errors of the adapters: the core's, plus I/O and TLS.
 
 use std::{fmt, io};
+
+use crate::tls::TlsError;
 
 /// An error on a WebSocket connection.
 #[derive(Debug)]
@@ -17,10 +19,14 @@ pub enum Error {
     /// A reconnecting client stopped: its policy does not retry this
     /// failure, or its attempts ran out.
     NotRetried(tether_core::backoff::Failure),
-    /// A `wss://` URL, and this build of tether cannot open TLS: connect a
+    /// A `wss://` URL, and this build of tether cannot open TLS (feature
+    /// `rustls` is off, or the mio driver, which has no TLS): connect a
     /// TLS stream yourself and run the handshake over it with the
     /// runtime's `client` function. Never sent in plain text instead.
     TlsUnavailable,
+    /// TLS failed: a certificate refused on either side, an alert from
+    /// the peer, unusable settings ([`TlsError::kind`] says which).
+    Tls(TlsError),
 }
 
 impl Error {
@@ -53,6 +59,14 @@ impl Error {
         }
     }
 
+    /// TLS failed (the handshake, or a record during the session).
+    pub fn tls_error(&self) -> Option<&TlsError> {
+        match self {
+            Self::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The socket failed (or a connection could not be opened).
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
@@ -70,8 +84,9 @@ impl fmt::Display for Error {
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
             Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
             Self::TlsUnavailable => f.write_str(
-                "wss:// needs TLS, which this build of tether cannot open: connect a TLS stream and run the handshake over it with `client`",
+                "wss:// needs TLS, which this build of tether cannot open (enable feature `rustls`; the mio driver has none): connect a TLS stream and run the handshake over it with `client`",
             ),
+            Self::Tls(e) => e.fmt(f),
         }
     }
 }
@@ -81,6 +96,7 @@ impl std::error::Error for Error {
         match self {
             Self::WebSocket(e) => Some(e),
             Self::Io(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::Chunked | Self::NotRetried(_) | Self::TlsUnavailable => None,
         }
     }
@@ -98,8 +114,19 @@ impl From<tether_core::handshake::HandshakeError> for Error {
     }
 }
 
+/// An I/O error that carries a rustls error (futures-rustls wraps them
+/// so) becomes [`Error::Tls`], so every `?` in a handshake classifies it.
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        Self::Io(e)
+        match TlsError::from_io(&e) {
+            Some(tls) => Self::Tls(tls),
+            None => Self::Io(e),
+        }
+    }
+}
+
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Self {
+        Self::Tls(e)
     }
 }

@@ -1,5 +1,6 @@
 //! The opening handshake over any [`Transport`]: writes and reads bytes
-//! for the core's sans-IO handshake, within the core's deadline.
+//! for the core's sans-IO handshake, within the core's deadline (counted
+//! from the start of the TLS handshake when one comes first).
 
 // The async handshake serves smol and tokio; a build with neither (mio
 // alone, or no runtime for tether-resume) leaves it unused.
@@ -44,6 +45,14 @@ pub struct ClientOptions {
     /// compression). One offer with the default settings by default.
     #[cfg(feature = "deflate")]
     pub deflate: Vec<tether_core::DeflateConfig>,
+    /// TLS for `wss://` URLs: the roots to trust (a private CA), a client
+    /// certificate (mutual TLS), a crypto provider of your choice; see
+    /// [`tls::client_config`](crate::tls::client_config). `None`: the
+    /// roots of the enabled root features
+    /// ([`tls::default_client_config`](crate::tls::default_client_config)).
+    /// A configuration offering no ALPN protocol is used with `http/1.1`.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 tether_core::__with_setters!(ClientOptions {
@@ -60,6 +69,16 @@ tether_core::__with_setters!(ClientOptions {
     with_deflate => deflate: Vec<tether_core::DeflateConfig>,
 });
 
+#[cfg(feature = "rustls")]
+impl ClientOptions {
+    /// Sets [`tls`](Self::tls).
+    #[must_use]
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
@@ -71,6 +90,8 @@ impl Default for ClientOptions {
             socket: crate::SocketOptions::default(),
             #[cfg(feature = "deflate")]
             deflate: vec![tether_core::DeflateConfig::default()],
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
     }
 }
@@ -147,7 +168,8 @@ async fn read_some<S: Transport>(io: &mut S, buf: &mut [u8]) -> Result<usize, Er
     }
 }
 
-/// Client handshake on a connected transport.
+/// Client handshake on a connected transport, due `limits.timeout` after
+/// `started` (now, or when the TLS handshake before it began).
 ///
 /// Its state (buffers, the parsed response, the timer) is boxed: inline, it
 /// would make every task that awaits it that much larger for the whole
@@ -156,18 +178,20 @@ pub(crate) async fn client<S: Transport, R: Runtime>(
     io: S,
     request: &ClientRequest,
     options: &ClientOptions,
+    started: Instant,
 ) -> Result<WebSocket<S, R>, Error> {
-    Box::pin(client_inner::<S, R>(io, request, options)).await
+    Box::pin(client_inner::<S, R>(io, request, options, started)).await
 }
 
 async fn client_inner<S: Transport, R: Runtime>(
     mut io: S,
     request: &ClientRequest,
     options: &ClientOptions,
+    started: Instant,
 ) -> Result<WebSocket<S, R>, Error> {
     let mut rng = os_rng();
     let (mut hs, bytes) =
-        ClientHandshake::new(request, options.limits.clone(), &mut *rng, R::now())?;
+        ClientHandshake::new(request, options.limits.clone(), &mut *rng, started)?;
     let deadline = hs.poll_timeout();
     let response = before::<R, _>(deadline, async {
         write_all(&mut io, &bytes).await?;
@@ -185,21 +209,23 @@ async fn client_inner<S: Transport, R: Runtime>(
 }
 
 /// Server handshake on an accepted transport; `decide` sees the request.
-/// Boxed like [`client`]'s.
+/// Due like [`client`]'s, and boxed like it.
 pub(crate) async fn server<S: Transport, R: Runtime>(
     io: S,
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
+    started: Instant,
 ) -> Result<WebSocket<S, R>, Error> {
-    Box::pin(server_inner::<S, R>(io, options, decide)).await
+    Box::pin(server_inner::<S, R>(io, options, decide, started)).await
 }
 
 async fn server_inner<S: Transport, R: Runtime>(
     mut io: S,
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
+    started: Instant,
 ) -> Result<WebSocket<S, R>, Error> {
-    let hs = ServerHandshake::new(options.limits.clone(), R::now());
+    let hs = ServerHandshake::new(options.limits.clone(), started);
     #[cfg(feature = "deflate")]
     let hs = hs.with_deflate(options.deflate.clone());
     let mut hs = hs;

@@ -48,6 +48,7 @@ pub mod pool;
 pub mod reconnect;
 #[cfg(feature = "smol")]
 pub mod smol;
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -79,18 +80,21 @@ fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, E
     Ok(request)
 }
 
-/// `host:port` to open a plain TCP connection to for a request (port 80
-/// when the URL has none). A `wss://` request is refused: sending it in
+/// `host:port` to open a TCP connection to for a request (port 80, or 443
+/// for `wss://`, when the URL has none). A `wss://` request is refused
+/// unless the caller has made a TLS client for it (`tls`): sending it in
 /// plain text would be worse than failing.
 #[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
-fn host_port(request: &ClientRequest) -> Result<String, Error> {
-    if request.secure {
+fn host_port(request: &ClientRequest, tls: bool) -> Result<String, Error> {
+    if request.secure && !tls {
         return Err(Error::TlsUnavailable);
     }
     let authority: http::uri::Authority = request.host.parse().map_err(|_| {
         tether_core::handshake::HandshakeError::Malformed(format!("host {:?}", request.host))
     })?;
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority
+        .port_u16()
+        .unwrap_or(if request.secure { 443 } else { 80 });
     Ok(format!("{}:{port}", authority.host()))
 }
 

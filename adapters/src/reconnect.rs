@@ -364,6 +364,8 @@ impl From<&Error> for Failure {
             Error::NotRetried(f) => *f,
             // A URL this build cannot serve: asking again will not help.
             Error::TlsUnavailable => Failure::Handshake,
+            // A refused certificate is refused again: not retried by default.
+            Error::Tls(_) => Failure::Tls,
         }
     }
 }

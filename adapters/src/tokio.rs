@@ -20,6 +20,11 @@
 //! }
 //! # }
 //! ```
+//!
+//! With feature `rustls`, `connect("wss://…")` opens TLS and
+//! [`accept_tls`] serves it (see [`tls`](crate::tls)); TLS runs through
+//! futures-rustls here too, behind a shim, and a stream you made with
+//! tokio-rustls works with [`client`] and [`accept`].
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -32,8 +37,16 @@ use tokio::net::TcpStream;
 
 use crate::accept::AcceptLoop;
 use crate::handshake::{self, ClientOptions, ServerOptions};
+use crate::tls::ClientTls;
 use crate::transport::{Runtime, Transport};
 use crate::{Decision, Error, SocketOptions};
+
+#[cfg(feature = "rustls")]
+mod compat;
+mod stream;
+pub use stream::ClientStream;
+#[cfg(feature = "rustls")]
+pub use stream::TlsStream;
 
 /// Adapts a tokio stream (`TcpStream`, tokio-rustls, ...).
 #[derive(Debug)]
@@ -84,20 +97,27 @@ impl Runtime for Tokio {
     }
 }
 
-/// A WebSocket on tokio, over a TCP stream by default.
-pub type WebSocket<S = TcpStream> = crate::WebSocket<TokioIo<S>, Tokio>;
+/// A WebSocket on tokio, by default over what [`connect`] opens (TCP, or
+/// TLS over TCP); a server's is `WebSocket<TcpStream>` (or
+/// `WebSocket<TlsStream>` from [`accept_tls`]).
+pub type WebSocket<S = ClientStream> = crate::WebSocket<TokioIo<S>, Tokio>;
 
-/// Connects to a `ws://` URL with default options.
+/// Connects to a `ws://` or `wss://` URL with default options.
 pub async fn connect(url: &str) -> Result<WebSocket, Error> {
     connect_with(url, ClientOptions::default()).await
 }
 
-/// Connects to a `ws://` URL.
+/// Connects to a `ws://` or `wss://` URL. TLS (feature `rustls`) and the
+/// opening handshake are due together within `options.limits.timeout`.
 pub async fn connect_with(url: &str, options: ClientOptions) -> Result<WebSocket, Error> {
     let request = crate::client_request(url, &options)?;
-    let stream = TcpStream::connect(crate::host_port(&request)?).await?;
+    let tls = ClientTls::prepare(&request, &options)?;
+    let stream = TcpStream::connect(crate::host_port(&request, tls.is_some())?).await?;
     options.socket.apply(&stream)?;
-    client(stream, &request, &options).await
+    let started = Tokio::now();
+    let deadline = tether_core::time::deadline_after(started, options.limits.timeout);
+    let stream = ClientStream::open(stream, tls, deadline).await?;
+    handshake::client::<_, Tokio>(TokioIo(stream), &request, &options, started).await
 }
 
 /// Runs the client handshake over an already connected stream (a TLS
@@ -107,7 +127,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     request: &tether_core::handshake::ClientRequest,
     options: &ClientOptions,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::client::<_, Tokio>(TokioIo(stream), request, options).await
+    handshake::client::<_, Tokio>(TokioIo(stream), request, options, Tokio::now()).await
 }
 
 /// Accepts a WebSocket on a freshly accepted stream, with default options.
@@ -127,7 +147,39 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     options: &ServerOptions,
     decide: impl FnOnce(&http::Request<()>) -> Decision,
 ) -> Result<WebSocket<S>, Error> {
-    handshake::server::<_, Tokio>(TokioIo(stream), options, decide).await
+    handshake::server::<_, Tokio>(TokioIo(stream), options, decide, Tokio::now()).await
+}
+
+/// Accepts a WebSocket over TLS on a freshly accepted stream, with default
+/// options: see [`accept_tls_with`].
+#[cfg(feature = "rustls")]
+pub async fn accept_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    tls: &std::sync::Arc<rustls::ServerConfig>,
+) -> Result<WebSocket<TlsStream<S>>, Error> {
+    accept_tls_with(stream, tls, &ServerOptions::default(), |_| {
+        Ok(Default::default())
+    })
+    .await
+}
+
+/// Runs the TLS handshake with `tls` (from
+/// [`tls::server_config`](crate::tls::server_config) or your own), then
+/// [`accept_with`]'s. Both are due within `options.limits.timeout` of the
+/// call, so a client that stalls in either is dropped then
+/// (`HandshakeError::TimedOut`). A refused client certificate is
+/// [`Error::Tls`].
+#[cfg(feature = "rustls")]
+pub async fn accept_tls_with<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    tls: &std::sync::Arc<rustls::ServerConfig>,
+    options: &ServerOptions,
+    decide: impl FnOnce(&http::Request<()>) -> Decision,
+) -> Result<WebSocket<TlsStream<S>>, Error> {
+    let started = Tokio::now();
+    let deadline = tether_core::time::deadline_after(started, options.limits.timeout);
+    let stream = crate::tls::accept::<_, Tokio>(tls, compat::Compat(stream), deadline).await?;
+    handshake::server::<_, Tokio>(TokioIo(TlsStream::new(stream)), options, decide, started).await
 }
 
 /// A TCP listener whose [`accept`](Self::accept) survives running out of

@@ -298,6 +298,8 @@ fn dead_peer_detected_on_tokio() {
         let accept = async {
             let (tcp, _) = listener.accept().await.expect("accept");
             let options = ServerOptions::default().with_config(keepalive());
+            // One type for both ends, as in `runtimes`.
+            let tcp = tether::tokio::ClientStream::from(tcp);
             tether::tokio::accept_with(tcp, &options, |_| Ok(Default::default()))
                 .await
                 .expect("server handshake")

@@ -1,9 +1,12 @@
-//! A `wss://` URL is never served in plain text: without TLS in this build,
-//! every way to open a client connection fails with `Error::TlsUnavailable`
-//! and no TCP connection reaches the port (before, it connected in plain
-//! text, to port 80 when the URL had no port).
+//! A `wss://` URL is never served in plain text: where TLS cannot be opened
+//! (smol and tokio built without `rustls`; the mio driver always), every
+//! way to open a client connection fails with `Error::TlsUnavailable` and
+//! no TCP connection reaches the port (before, it connected in plain
+//! text, to port 80 when the URL had no port). With `rustls`, smol and
+//! tokio open TLS instead: `tests/tls`.
 
-#![cfg(all(feature = "smol", feature = "tokio", feature = "mio"))]
+#![cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
+#![allow(dead_code, unused_imports)]
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -35,6 +38,7 @@ fn is_tls_unavailable<T>(r: Result<T, Error>) -> bool {
     matches!(r, Err(Error::TlsUnavailable))
 }
 
+#[cfg(all(feature = "smol", feature = "tokio", not(feature = "rustls")))]
 #[test]
 fn smol_and_tokio_refuse_wss_without_tls() {
     let (port, url) = Untouched::new();
@@ -55,6 +59,7 @@ fn smol_and_tokio_refuse_wss_without_tls() {
     port.check();
 }
 
+#[cfg(all(feature = "smol", not(feature = "rustls")))]
 #[test]
 fn the_reconnector_and_the_pool_do_not_retry_wss_in_plain_text() {
     let (port, url) = Untouched::new();
@@ -67,6 +72,8 @@ fn the_reconnector_and_the_pool_do_not_retry_wss_in_plain_text() {
     port.check();
 }
 
+/// Whatever the features: the mio loop has no TLS.
+#[cfg(feature = "mio")]
 #[test]
 fn mio_refuses_wss_without_tls() {
     let (port, url) = Untouched::new();

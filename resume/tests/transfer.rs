@@ -60,7 +60,7 @@ fn store(
 /// smol thread.
 fn server<F, Fut>(handler: F) -> SocketAddr
 where
-    F: Fn(tether::smol::WebSocket) -> Fut + Send + 'static,
+    F: Fn(tether::smol::WebSocket<smol::net::TcpStream>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 
 use crate::smol::{FuturesIo, Smol};
-use crate::transport::Transport;
+use crate::transport::{Runtime, Transport};
 use crate::{Message, ServerOptions};
 
 /// Counts reads that returned Pending and the wakes of those reads.
@@ -83,9 +83,12 @@ fn no_read_is_retried_before_a_wake() {
                 inner: FuturesIo(stream),
                 counts: server_counts,
             };
-            let mut ws = crate::handshake::server::<_, Smol>(io, &ServerOptions::default(), |_| {
-                Ok(Default::default())
-            })
+            let mut ws = crate::handshake::server::<_, Smol>(
+                io,
+                &ServerOptions::default(),
+                |_| Ok(Default::default()),
+                Smol::now(),
+            )
             .await
             .unwrap();
             loop {

@@ -95,7 +95,8 @@ impl ConnectionSet {
         options: ClientOptions,
     ) -> Result<ConnectionId, Error> {
         let request = crate::client_request(url, &options)?;
-        let addr = crate::host_port(&request)?
+        // No TLS on this loop: a wss:// request is refused.
+        let addr = crate::host_port(&request, false)?
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;

@@ -237,7 +237,9 @@ mod smol_rt {
     pub struct SmolRt;
 
     impl Rt for SmolRt {
-        type Ws = tether::smol::WebSocket<TcpStream>;
+        // What `connect` returns; accepted sockets are wrapped in it too,
+        // so both ends of a scenario have one type.
+        type Ws = tether::smol::WebSocket;
         type Listener = TcpListener;
         type Tcp = TcpStream;
 
@@ -262,7 +264,7 @@ mod smol_rt {
             listener.accept().await.expect("accept TCP").0
         }
         async fn accept(tcp: TcpStream) -> Result<Ws<Self>, Error> {
-            tether::smol::accept(tcp).await
+            tether::smol::accept(tether::smol::ClientStream::from(tcp)).await
         }
         async fn accept_with<F>(
             tcp: TcpStream,
@@ -272,7 +274,7 @@ mod smol_rt {
         where
             F: FnOnce(&http::Request<()>) -> Decision + Send + 'static,
         {
-            tether::smol::accept_with(tcp, &options, decide).await
+            tether::smol::accept_with(tether::smol::ClientStream::from(tcp), &options, decide).await
         }
         async fn connect(url: &str) -> Result<Ws<Self>, Error> {
             tether::smol::connect(url).await
@@ -301,7 +303,9 @@ mod tokio_rt {
     pub type TokioPausedRt = TokioRt<true>;
 
     impl<const PAUSED: bool> Rt for TokioRt<PAUSED> {
-        type Ws = tether::tokio::WebSocket<TcpStream>;
+        // What `connect` returns; accepted sockets are wrapped in it too,
+        // so both ends of a scenario have one type.
+        type Ws = tether::tokio::WebSocket;
         type Listener = TcpListener;
         type Tcp = TcpStream;
 
@@ -353,7 +357,7 @@ mod tokio_rt {
             listener.accept().await.expect("accept TCP").0
         }
         async fn accept(tcp: TcpStream) -> Result<Ws<Self>, Error> {
-            tether::tokio::accept(tcp).await
+            tether::tokio::accept(tether::tokio::ClientStream::from(tcp)).await
         }
         async fn accept_with<F>(
             tcp: TcpStream,
@@ -363,7 +367,8 @@ mod tokio_rt {
         where
             F: FnOnce(&http::Request<()>) -> Decision + Send + 'static,
         {
-            tether::tokio::accept_with(tcp, &options, decide).await
+            tether::tokio::accept_with(tether::tokio::ClientStream::from(tcp), &options, decide)
+                .await
         }
         async fn connect(url: &str) -> Result<Ws<Self>, Error> {
             tether::tokio::connect(url).await

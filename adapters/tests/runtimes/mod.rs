@@ -35,7 +35,9 @@ pub struct SmolRt;
 
 #[cfg(feature = "smol")]
 impl Rt for SmolRt {
-    type S = tether::smol::FuturesIo<smol::net::TcpStream>;
+    /// What `connect` returns; accepted sockets are wrapped in it too, so
+    /// both ends of a scenario have one type.
+    type S = tether::smol::FuturesIo<tether::smol::ClientStream>;
     type R = tether::smol::Smol;
     fn block_on<T>(fut: impl Future<Output = T>) -> T {
         smol::block_on(fut)
@@ -45,6 +47,7 @@ impl Rt for SmolRt {
     }
     async fn accept(tcp: TcpStream, options: ServerOptions) -> Ws<Self> {
         let tcp = smol::net::TcpStream::try_from(tcp).expect("async socket");
+        let tcp = tether::smol::ClientStream::from(tcp);
         tether::smol::accept_with(tcp, &options, |_| Ok(Default::default()))
             .await
             .expect("server handshake")
@@ -62,7 +65,7 @@ pub struct TokioRt;
 
 #[cfg(feature = "tokio")]
 impl Rt for TokioRt {
-    type S = tether::tokio::TokioIo<tokio::net::TcpStream>;
+    type S = tether::tokio::TokioIo<tether::tokio::ClientStream>;
     type R = tether::tokio::Tokio;
     fn block_on<T>(fut: impl Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
@@ -77,6 +80,7 @@ impl Rt for TokioRt {
     async fn accept(tcp: TcpStream, options: ServerOptions) -> Ws<Self> {
         tcp.set_nonblocking(true).expect("nonblocking");
         let tcp = tokio::net::TcpStream::from_std(tcp).expect("async socket");
+        let tcp = tether::tokio::ClientStream::from(tcp);
         tether::tokio::accept_with(tcp, &options, |_| Ok(Default::default()))
             .await
             .expect("server handshake")

@@ -79,11 +79,12 @@ pub async fn connect(url: &str) -> Result<WebSocket, Error> {
     connect_with(url, ClientOptions::default()).await
 }
 
-/// Connects to a `ws://` URL.
+/// Connects to a `ws://` URL, through the proxy `options.proxy` chooses
+/// (by default the environment's: see [`crate::proxy`]).
 pub async fn connect_with(url: &str, options: ClientOptions) -> Result<WebSocket, Error> {
     let request = crate::client_request(url, &options)?;
-    let stream = TcpStream::connect(crate::host_port(&request)?).await?;
-    options.socket.apply(&stream)?;
+    // TCP to the server, or to the proxy and a tunnel through it.
+    let stream = crate::tunnel::open::<Smol>(&request, &options).await?;
     client(stream, &request, &options).await
 }
 

@@ -345,7 +345,11 @@ impl<R: Connector> Reconnector<R> {
     }
 }
 
-/// Classifies a failed attempt: here a socket error is a connect error.
+/// Classifies a failed attempt: here a socket error is a connect error
+/// (the proxy's too, refusing the TCP connection). A proxy's refusal is
+/// the core's `Error::Proxy`, classified by `Failure::from_proxy` (through
+/// `Failure::from_error`): a refused password or forbidden target is not
+/// retried, a timeout, 5xx or unreachable target is.
 fn attempt_failure(e: &Error) -> Failure {
     match e {
         Error::Io(io) => Failure::Connect(io.kind()),

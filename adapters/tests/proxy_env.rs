@@ -33,6 +33,9 @@ const VARS: &[&str] = &[
     "NO_PROXY",
 ];
 
+/// What is set, the variables, and where the connection must come from.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], IpAddr);
+
 /// Exactly these proxy variables set.
 fn set_env(vars: &[(&str, &str)]) {
     for var in VARS {
@@ -52,7 +55,7 @@ fn environment_chooses_the_proxy() {
     let tiny = http.url("http", None);
     let micro = socks.url("socks5h", None);
     let bare = format!("127.0.0.1:{}", http.port); // no scheme: http://
-    let cases: &[(&str, &[(&str, &str)], IpAddr)] = &[
+    let cases: &[Case] = &[
         ("nothing set", &[], DIRECT),
         ("ws_proxy", &[("ws_proxy", &tiny)], VIA_TINYPROXY),
         ("WS_PROXY", &[("WS_PROXY", &micro)], VIA_MICROSOCKS),

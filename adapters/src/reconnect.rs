@@ -137,8 +137,9 @@ type Observer = Box<dyn FnMut(&ReconnectEvent) + Send>;
 /// retryable failures by itself. When the application's session ends, it
 /// reports how with [`session_ended`](Self::session_ended) and calls
 /// `connect` again. A connection that stays up for the backoff's
-/// `reset_after` starts the delays over; a shorter one does not, so a
-/// server that accepts and drops at once is retried ever more slowly.
+/// `reset_after`, or whose session reported [`progressed`](Self::progressed),
+/// starts the delays over; any other does not, so a server that accepts
+/// and drops at once is retried ever more slowly.
 pub struct Reconnector<R: Connector> {
     url: String,
     client: ClientOptions,
@@ -285,6 +286,17 @@ impl<R: Connector> Reconnector<R> {
                 }
             }
         }
+    }
+
+    /// The session on the last connection did useful work (a resumable
+    /// transfer committed a batch, say): when it ends, the next attempt
+    /// waits only the first delay, however short the session was. Without
+    /// it only a session up for the backoff's `reset_after` counts as a
+    /// success, so a transfer cut every few hundred milliseconds would
+    /// wait ever longer while a server that accepts and fails at once
+    /// (which reports nothing) still meets the full backoff.
+    pub fn progressed(&mut self) {
+        self.backoff.progressed();
     }
 
     /// Reports how the session on the last connection ended: the peer's

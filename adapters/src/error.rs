@@ -67,6 +67,15 @@ impl Error {
         }
     }
 
+    /// The proxy could not open a tunnel to the server (see
+    /// [`crate::proxy`]): its HTTP status, whether a retry can help.
+    pub fn proxy_error(&self) -> Option<&tether_core::proxy::ProxyError> {
+        match self {
+            Self::WebSocket(tether_core::Error::Proxy(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The socket failed (or a connection could not be opened).
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
@@ -110,6 +119,12 @@ impl From<tether_core::Error> for Error {
 
 impl From<tether_core::handshake::HandshakeError> for Error {
     fn from(e: tether_core::handshake::HandshakeError) -> Self {
+        Self::WebSocket(e.into())
+    }
+}
+
+impl From<tether_core::proxy::ProxyError> for Error {
+    fn from(e: tether_core::proxy::ProxyError) -> Self {
         Self::WebSocket(e.into())
     }
 }

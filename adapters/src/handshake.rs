@@ -41,6 +41,9 @@ pub struct ClientOptions {
     pub headers: http::HeaderMap,
     /// Socket options, applied by `connect`.
     pub socket: crate::SocketOptions,
+    /// The proxy to connect through: the environment's by default
+    /// (`http_proxy`, `no_proxy`, ...; see [`crate::proxy`]).
+    pub proxy: crate::proxy::ProxyConfig,
     /// permessage-deflate offers, most preferred first (empty: no
     /// compression). One offer with the default settings by default.
     #[cfg(feature = "deflate")]
@@ -62,6 +65,7 @@ tether_core::__with_setters!(ClientOptions {
     with_protocols => protocols: Vec<String>,
     with_headers => headers: http::HeaderMap,
     with_socket => socket: crate::SocketOptions,
+    with_proxy => proxy: crate::proxy::ProxyConfig,
 });
 
 #[cfg(feature = "deflate")]
@@ -88,6 +92,7 @@ impl Default for ClientOptions {
             protocols: Vec::new(),
             headers: http::HeaderMap::new(),
             socket: crate::SocketOptions::default(),
+            proxy: crate::proxy::ProxyConfig::default(),
             #[cfg(feature = "deflate")]
             deflate: vec![tether_core::DeflateConfig::default()],
             #[cfg(feature = "rustls")]
@@ -150,7 +155,7 @@ async fn before<R: Runtime, T>(
     .await
 }
 
-async fn write_all<S: Transport>(io: &mut S, mut data: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all<S: Transport>(io: &mut S, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         let n = poll_fn(|cx| io.poll_write_vectored(cx, &[io::IoSlice::new(data)])).await?;
         if n == 0 {

@@ -41,10 +41,13 @@ mod handshake;
 mod random;
 mod socket;
 mod transport;
+#[cfg(any(feature = "smol", feature = "tokio"))]
+mod tunnel;
 
 #[cfg(feature = "mio")]
 pub mod mio;
 pub mod pool;
+pub mod proxy;
 pub mod reconnect;
 #[cfg(feature = "smol")]
 pub mod smol;
@@ -80,12 +83,12 @@ fn client_request(url: &str, options: &ClientOptions) -> Result<ClientRequest, E
     Ok(request)
 }
 
-/// `host:port` to open a TCP connection to for a request (port 80, or 443
-/// for `wss://`, when the URL has none). A `wss://` request is refused
-/// unless the caller has made a TLS client for it (`tls`): sending it in
-/// plain text would be worse than failing.
+/// The server's host and port for a request (port 80, or 443 for
+/// `wss://`, when the URL has none), to connect to or to ask a proxy for.
+/// A `wss://` request is refused unless the caller has made a TLS client
+/// for it (`tls`): sending it in plain text would be worse than failing.
 #[cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
-fn host_port(request: &ClientRequest, tls: bool) -> Result<String, Error> {
+fn target(request: &ClientRequest, tls: bool) -> Result<(tether_core::proxy::Host, u16), Error> {
     if request.secure && !tls {
         return Err(Error::TlsUnavailable);
     }
@@ -95,7 +98,7 @@ fn host_port(request: &ClientRequest, tls: bool) -> Result<String, Error> {
     let port = authority
         .port_u16()
         .unwrap_or(if request.secure { 443 } else { 80 });
-    Ok(format!("{}:{port}", authority.host()))
+    Ok((authority.host().into(), port))
 }
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -137,8 +137,9 @@ type Observer = Box<dyn FnMut(&ReconnectEvent) + Send>;
 /// retryable failures by itself. When the application's session ends, it
 /// reports how with [`session_ended`](Self::session_ended) and calls
 /// `connect` again. A connection that stays up for the backoff's
-/// `reset_after` starts the delays over; a shorter one does not, so a
-/// server that accepts and drops at once is retried ever more slowly.
+/// `reset_after`, or whose session reported [`progressed`](Self::progressed),
+/// starts the delays over; any other does not, so a server that accepts
+/// and drops at once is retried ever more slowly.
 pub struct Reconnector<R: Connector> {
     url: String,
     client: ClientOptions,
@@ -287,6 +288,17 @@ impl<R: Connector> Reconnector<R> {
         }
     }
 
+    /// The session on the last connection did useful work (a resumable
+    /// transfer committed a batch, say): when it ends, the next attempt
+    /// waits only the first delay, however short the session was. Without
+    /// it only a session up for the backoff's `reset_after` counts as a
+    /// success, so a transfer cut every few hundred milliseconds would
+    /// wait ever longer while a server that accepts and fails at once
+    /// (which reports nothing) still meets the full backoff.
+    pub fn progressed(&mut self) {
+        self.backoff.progressed();
+    }
+
     /// Reports how the session on the last connection ended: the peer's
     /// close frame (`Failure::from_close(frame.as_ref())`), the error its
     /// stream or sink returned (`&error`), or any [`Failure`]. `Ok` when
@@ -345,7 +357,11 @@ impl<R: Connector> Reconnector<R> {
     }
 }
 
-/// Classifies a failed attempt: here a socket error is a connect error.
+/// Classifies a failed attempt: here a socket error is a connect error
+/// (the proxy's too, refusing the TCP connection). A proxy's refusal is
+/// the core's `Error::Proxy`, classified by `Failure::from_proxy` (through
+/// `Failure::from_error`): a refused password or forbidden target is not
+/// retried, a timeout, 5xx or unreachable target is.
 fn attempt_failure(e: &Error) -> Failure {
     match e {
         Error::Io(io) => Failure::Connect(io.kind()),

@@ -107,13 +107,15 @@ pub async fn connect(url: &str) -> Result<WebSocket, Error> {
     connect_with(url, ClientOptions::default()).await
 }
 
-/// Connects to a `ws://` or `wss://` URL. TLS (feature `rustls`) and the
-/// opening handshake are due together within `options.limits.timeout`.
+/// Connects to a `ws://` or `wss://` URL, through the proxy
+/// `options.proxy` chooses (by default the environment's: see
+/// [`crate::proxy`]). TLS (feature `rustls`) and the opening handshake are
+/// due together within `options.limits.timeout`, after the tunnel.
 pub async fn connect_with(url: &str, options: ClientOptions) -> Result<WebSocket, Error> {
     let request = crate::client_request(url, &options)?;
     let tls = ClientTls::prepare(&request, &options)?;
-    let stream = TcpStream::connect(crate::host_port(&request, tls.is_some())?).await?;
-    options.socket.apply(&stream)?;
+    // TCP to the server, or to the proxy and a tunnel through it.
+    let stream = crate::tunnel::open::<Tokio>(&request, &options, tls.is_some()).await?;
     let started = Tokio::now();
     let deadline = tether_core::time::deadline_after(started, options.limits.timeout);
     let stream = ClientStream::open(stream, tls, deadline).await?;

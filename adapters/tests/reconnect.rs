@@ -370,6 +370,46 @@ async fn short_sessions_keep_backing_off<R: TestRt>() {
     assert_eq!(delays, [ms(10), ms(20), ms(40)]);
 }
 
+/// The same short sessions, but each one delivers a message the client
+/// counts as progress: the reconnect after it waits only the first delay,
+/// while one after a session with nothing delivered waits longer.
+async fn productive_short_sessions_reset_the_backoff<R: TestRt>() {
+    let (l, addr) = listener();
+    let served = Arc::new(AtomicUsize::new(0));
+    serve(l, {
+        let served = served.clone();
+        move |_, stream| {
+            let n = served.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut ws = tether::smol::accept(stream).await.expect("accept");
+                if n < 4 {
+                    ws.send(Message::text("work")).await.expect("send");
+                }
+                drop(ws);
+            }
+        }
+    });
+    let (mut rc, events) = recorder::<R>(&url(addr), options());
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        let mut ws = rc.connect().await.expect("connects");
+        let first = R::io(bounded::<R, _>("the first message", ws.next())).await;
+        if matches!(first, Some(Ok(Message::Text(_)))) {
+            rc.progressed();
+        }
+        let end = R::io(bounded::<R, _>("the session's end", session_end(&mut ws))).await;
+        rc.session_ended(end).expect("1006 is retried");
+        for e in take::<R>(&events) {
+            if let Waiting { delay, .. } = e {
+                delays.push(delay);
+            }
+        }
+    }
+    // Sessions 1-4 delivered: each reconnect after them waits the first
+    // delay. Session 5 did not: the wait after it has grown.
+    assert_eq!(delays, [ms(10), ms(10), ms(10), ms(10), ms(20)]);
+}
+
 /// `max_attempts` retries, then the last attempt's error.
 async fn gives_up_after_max_attempts<R: TestRt>() {
     let addr = closed_port();
@@ -512,6 +552,7 @@ on_each_runtime!(
     does_not_retry_401,
     session_close_codes,
     short_sessions_keep_backing_off,
+    productive_short_sessions_reset_the_backoff,
     gives_up_after_max_attempts,
     attempts_time_out,
     policy_is_configurable,

@@ -98,17 +98,22 @@ impl Default for BackoffConfig {
     }
 }
 
-/// Exponential backoff with jitter, reset after a connection that lasted.
+/// Exponential backoff with jitter, reset after a connection that lasted
+/// or that got work done.
 ///
 /// Call [`next_delay`](Self::next_delay) after each failure (a failed
 /// attempt or a lost connection) and wait that long before the next
 /// attempt; report [`connected`](Self::connected) and
-/// [`disconnected`](Self::disconnected) so a long session resets it.
+/// [`disconnected`](Self::disconnected) so a long session resets it, and
+/// [`progressed`](Self::progressed) when a session did useful work, so a
+/// short but productive one resets it too.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     config: BackoffConfig,
     attempts: u32,
     up_since: Option<Instant>,
+    /// The session under way made progress (see `progressed`).
+    progressed: bool,
 }
 
 impl Backoff {
@@ -118,6 +123,7 @@ impl Backoff {
             config,
             attempts: 0,
             up_since: None,
+            progressed: false,
         }
     }
 
@@ -170,17 +176,32 @@ impl Backoff {
     /// A connection came up at `now`.
     pub fn connected(&mut self, now: Instant) {
         self.up_since = Some(now);
+        self.progressed = false;
+    }
+
+    /// The session under way did useful work (a resumable transfer
+    /// committed a batch, say): when it ends, the series starts over
+    /// however short it was. Uptime alone cannot tell a productive session
+    /// cut every few hundred milliseconds from a server that accepts and
+    /// fails at once; the application can, and only the first earns the
+    /// quick retry. Ignored while no connection is up.
+    pub fn progressed(&mut self) {
+        if self.up_since.is_some() {
+            self.progressed = true;
+        }
     }
 
     /// The connection went down at `now`. If it stayed up at least
-    /// `reset_after`, the series starts over; otherwise the next delay
-    /// continues to grow.
+    /// `reset_after`, or [`progressed`](Self::progressed) was reported,
+    /// the series starts over; otherwise the next delay continues to grow.
     pub fn disconnected(&mut self, now: Instant) {
         if let Some(since) = self.up_since.take() {
-            if now.saturating_duration_since(since) >= self.config.reset_after {
+            let lasted = now.saturating_duration_since(since) >= self.config.reset_after;
+            if lasted || std::mem::take(&mut self.progressed) {
                 self.reset();
             }
         }
+        self.progressed = false;
     }
 
     /// Starts the series over, as if no attempt had failed.

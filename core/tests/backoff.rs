@@ -358,3 +358,33 @@ fn errors_and_close_frames_are_classified() {
     assert!(p.should_retry(&Failure::from(&Error::KeepaliveTimeout)));
     assert!(!p.should_retry(&Failure::from(&Error::Protocol(ProtocolError::InvalidUtf8))));
 }
+
+#[test]
+fn a_session_that_progressed_resets_however_short() {
+    let mut rng = Xoshiro256::from_seed(5);
+    let t0 = Instant::now();
+    let mut b = Backoff::new(no_jitter());
+    assert_eq!(delays(&mut b, &mut rng, 2), [100, 200].map(|n| Some(ms(n))));
+
+    // Up for 1 ms, but it did work: starts over.
+    b.connected(t0);
+    b.progressed();
+    b.disconnected(t0 + ms(1));
+    assert_eq!(b.attempts(), 0);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+
+    // The next short session did none: the series goes on (the mark
+    // belonged to the session before).
+    b.connected(t0 + ms(10));
+    b.disconnected(t0 + ms(11));
+    assert_eq!(b.next_delay(&mut rng), Some(ms(200)));
+
+    // Progress reported while no connection is up counts for nothing,
+    // neither now nor for the session after.
+    b.progressed();
+    b.disconnected(t0 + ms(20));
+    assert_eq!(b.next_delay(&mut rng), Some(ms(400)));
+    b.connected(t0 + ms(30));
+    b.disconnected(t0 + ms(31));
+    assert_eq!(b.next_delay(&mut rng), Some(ms(800)));
+}

@@ -104,9 +104,15 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
 
     loop {
         let mut ws = reconnector.connect().await?;
+        let before = position.clone();
         let outcome =
             tether_resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
                 .await;
+        // A session that committed a batch was healthy, however short: the
+        // next attempt waits only the first delay.
+        if position != before {
+            reconnector.progressed();
+        }
         match outcome {
             Ok(received) if received.complete => break,
             Ok(received) => reconnector.session_ended(received.close.as_ref())?,

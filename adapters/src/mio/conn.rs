@@ -20,6 +20,8 @@ pub(super) struct ClientHs {
     pub(super) rng: Box<dyn RandomSource>,
     pub(super) socket: SocketOptions,
     pub(super) connected: bool,
+    /// The proxy exchange, until the tunnel is open.
+    pub(super) tunnel: Option<super::proxy::Tunnel>,
 }
 
 pub(super) struct ServerHs {
@@ -76,7 +78,10 @@ pub(super) struct Conn {
 impl Conn {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match &self.phase {
-            Phase::Client(c) => Some(c.hs.poll_timeout()),
+            Phase::Client(c) => Some(match &c.tunnel {
+                Some(t) => t.hs.poll_timeout(),
+                None => c.hs.poll_timeout(),
+            }),
             Phase::Server(s) => Some(s.hs.poll_timeout()),
             Phase::Open(conn) => conn.poll_timeout(),
             Phase::Ending(at) => Some(*at),
@@ -201,7 +206,8 @@ pub(super) enum Done {
     Server(Option<String>),
 }
 
-/// Connects, writes the request, reads the response.
+/// Connects, opens the tunnel through a proxy if there is one, writes
+/// the request, reads the response.
 pub(super) fn client_step(
     io: &mut Socket,
     c: &mut ClientHs,
@@ -220,6 +226,12 @@ pub(super) fn client_step(
         c.socket.apply(&io.stream)?;
         io.writable = true;
         io.readable = true;
+    }
+    if let Some(tunnel) = &mut c.tunnel {
+        if !tunnel.step(io, scratch)? {
+            return Ok(None);
+        }
+        c.tunnel = None;
     }
     if !io.write_head()? {
         return Ok(None);

@@ -42,9 +42,17 @@
 //! a write that would block leaves the bytes in the core.
 //!
 //! Name resolution in [`connect`](ConnectionSet::connect) uses the system
-//! resolver, which blocks: pass an IP address to keep the loop responsive.
+//! resolver, which blocks: pass an IP address to keep the loop responsive
+//! (a proxy's name, and a target's behind a `socks5://` proxy, resolve
+//! the same way).
+//!
+//! Clients go through the proxy [`ClientOptions::proxy`] chooses (by
+//! default the environment's: see [`crate::proxy`]): the loop runs the
+//! core's sans-IO proxy exchange on the socket, then the WebSocket
+//! handshake through the tunnel, all within the one handshake deadline.
 
 mod conn;
+mod proxy;
 mod service;
 mod set;
 mod slab;

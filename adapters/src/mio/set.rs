@@ -1,6 +1,19 @@
 //! Opening connections, the application's commands on them, and getters.
 
+use tether_core::proxy::{Host, ProxyHandshake};
+
 use super::*;
+
+/// The first address of `host` (the system resolver, which blocks).
+fn resolve(host: &Host, port: u16) -> io::Result<SocketAddr> {
+    match host {
+        Host::Ip(ip) => Ok(SocketAddr::new(*ip, port)),
+        Host::Domain(name) => (name.as_str(), port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address")),
+    }
+}
 
 impl ConnectionSet {
     /// Listens on `addr` and accepts WebSocket connections with the
@@ -87,22 +100,36 @@ impl ConnectionSet {
         self.connect_with(url, ClientOptions::default())
     }
 
-    /// Opens a client connection. The handshake deadline
-    /// (`options.limits.timeout`) covers the TCP connect too.
+    /// Opens a client connection, through the proxy `options.proxy`
+    /// chooses. The handshake deadline (`options.limits.timeout`) covers
+    /// the TCP connect and the proxy exchange too.
     pub fn connect_with(
         &mut self,
         url: &str,
         options: ClientOptions,
     ) -> Result<ConnectionId, Error> {
         let request = crate::client_request(url, &options)?;
-        // No TLS on this loop: a wss:// request is refused.
-        let addr = crate::host_port(&request, false)?
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
+        // No TLS on this loop yet: a wss:// request is refused.
+        let (host, port) = crate::target(&request, false)?;
+        let proxy = options.proxy.choose(request.secure, &host, port)?;
         let mut rng = os_rng();
-        let (hs, request) =
-            ClientHandshake::new(&request, options.limits.clone(), &mut *rng, Instant::now())?;
+        let now = Instant::now();
+        let (hs, request) = ClientHandshake::new(&request, options.limits.clone(), &mut *rng, now)?;
+        // What to connect to, and what to write first.
+        let (addr, tunnel, head) = match proxy {
+            None => (resolve(&host, port)?, None, request),
+            Some(proxy) => {
+                let target = if proxy.kind.resolves_locally() {
+                    Host::Ip(resolve(&host, port)?.ip())
+                } else {
+                    host
+                };
+                let limits = options.limits.clone();
+                let (hs, first) = ProxyHandshake::new(&proxy, &target, port, limits, now)?;
+                let addr = resolve(&proxy.host, proxy.port)?;
+                (addr, Some(super::proxy::Tunnel { hs, request }), first)
+            }
+        };
         let stream = TcpStream::connect(addr)?;
         let phase = Phase::Client(Box::new(ClientHs {
             hs,
@@ -110,8 +137,9 @@ impl ConnectionSet {
             rng,
             socket: options.socket,
             connected: false,
+            tunnel,
         }));
-        Ok(self.add_conn(stream, phase, request, false)?)
+        Ok(self.add_conn(stream, phase, head, false)?)
     }
 
     pub(super) fn add_server(

@@ -74,8 +74,11 @@ impl ConnectionSet {
                     conn.handle_timeout(now.max(at));
                     None
                 }
-                Phase::Client(x) => x.hs.handle_timeout(now).err(),
-                Phase::Server(x) => x.hs.handle_timeout(now).err(),
+                Phase::Client(x) => match &x.tunnel {
+                    Some(t) => t.hs.handle_timeout(now).err().map(Error::from),
+                    None => x.hs.handle_timeout(now).err().map(Error::from),
+                },
+                Phase::Server(x) => x.hs.handle_timeout(now).err().map(Error::from),
                 // The refusal could not be written in time: give up on it.
                 Phase::Ending(_) => {
                     c.io.head.clear();
@@ -85,7 +88,7 @@ impl ConnectionSet {
             if let Some(e) = failed {
                 c.phase = Phase::Ending(at);
                 c.io.head.clear();
-                h(self, id, Event::Error(e.into()));
+                h(self, id, Event::Error(e));
             }
             self.service(id, h);
         }

@@ -93,7 +93,7 @@ pub use rustls;
 pub(crate) use handshake::{accept, ClientTls};
 
 /// Without feature `rustls` no TLS client can be made: a `wss://` request
-/// gets none, and `host_port` refuses it.
+/// gets none, and `target` refuses it.
 #[cfg(all(not(feature = "rustls"), any(feature = "smol", feature = "tokio")))]
 pub(crate) enum ClientTls {}
 

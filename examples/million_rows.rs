@@ -19,6 +19,8 @@
 //! --chaos N       connection cuts                   (3)
 //! --seed N        where the cuts fall               (from the clock)
 //! --dir PATH      where the databases live          (target/million-rows)
+//! --tls           wss:// with a certificate made at start-up, which the
+//!                 client trusts alone
 //! --no-progress   no progress bar (logs, CI)
 //! ```
 
@@ -43,6 +45,7 @@ struct Args {
     seed: u64,
     dir: PathBuf,
     progress: bool,
+    tls: bool,
     serve: Option<PathBuf>,
 }
 
@@ -59,6 +62,7 @@ fn parse_args() -> Result<Args, BoxError> {
             .unwrap_or(Path::new("."))
             .join("target/million-rows"),
         progress: true,
+        tls: false,
         serve: None,
     };
     let mut it = std::env::args().skip(1);
@@ -72,6 +76,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--seed" => args.seed = value()?.parse()?,
             "--dir" => args.dir = value()?.into(),
             "--no-progress" => args.progress = false,
+            "--tls" => args.tls = true,
             // Internal: run as the server child process on this database.
             "--serve" => args.serve = Some(value()?.into()),
             other => return Err(format!("unknown option {other}; see the file's header").into()),
@@ -92,15 +97,24 @@ fn main() -> Result<(), BoxError> {
     let source = args.dir.join("source.sqlite");
     let target = args.dir.join("received.sqlite");
     ensure_source(&source, args.rows)?;
+    if args.tls {
+        rows::tls::make_cert(&args.dir)?;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
     }
 
     // The server, in its own process so its memory is its own.
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args(["--serve".as_ref(), source.as_os_str()])
         .args(["--batch", &args.batch.to_string()])
-        .args(["--window", &args.window.to_string()])
+        .args(["--window", &args.window.to_string()]);
+    if args.tls {
+        // The child reads the certificate from the same directory.
+        command.args(["--tls".as_ref(), "--dir".as_ref(), args.dir.as_os_str()]);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -117,8 +131,12 @@ fn main() -> Result<(), BoxError> {
     let cuts = relay::Cuts::random(args.chaos, args.rows * 55, 400, args.seed);
     let relay = relay::Relay::start(server_addr, cuts)?;
     println!(
-        "streaming {} rows in batches of {} through a relay that cuts {} times (seed {})",
-        args.rows, args.batch, args.chaos, args.seed
+        "streaming {} rows in batches of {} over {} through a relay that cuts {} times (seed {})",
+        args.rows,
+        args.batch,
+        if args.tls { "wss:// (TLS)" } else { "ws://" },
+        args.chaos,
+        args.seed
     );
 
     let progress = if args.progress {
@@ -132,7 +150,15 @@ fn main() -> Result<(), BoxError> {
     let start = Instant::now();
     let report = smol::block_on(client::run(
         client::ClientConfig {
-            url: format!("ws://{}/readings", relay.addr()),
+            url: format!(
+                "{}://{}/readings",
+                if args.tls { "wss" } else { "ws" },
+                relay.addr()
+            ),
+            tls: args
+                .tls
+                .then(|| rows::tls::client_config(&args.dir))
+                .transpose()?,
             db: target.clone(),
             window: args.window,
             backoff: client::quick_backoff(),
@@ -232,6 +258,10 @@ fn serve_child(source: &Path, args: &Args) -> Result<(), BoxError> {
         db: source.to_owned(),
         batch_rows: args.batch,
         max_window: args.window,
+        tls: args
+            .tls
+            .then(|| rows::tls::server_config(&args.dir))
+            .transpose()?,
     };
     smol::block_on(server::run(
         smol::net::TcpListener::try_from(listener)?,

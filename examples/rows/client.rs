@@ -20,8 +20,10 @@ use super::db;
 /// What the client needs to know.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `ws://` URL of the server (or of a relay in front of it).
+    /// `ws://` or `wss://` URL of the server (or of a relay in front of it).
     pub url: String,
+    /// For `wss://`: the TLS configuration (the roots to trust).
+    pub tls: Option<Arc<tether::tls::rustls::ClientConfig>>,
     /// The client's own database.
     pub db: PathBuf,
     /// Most batches in flight, unacknowledged.
@@ -79,7 +81,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     let backoff_us = Arc::new(AtomicU64::new(0));
     let mut reconnector = Reconnector::smol(
         &config.url,
-        client_options(),
+        client_options(config.tls.clone()),
         ReconnectOptions::default().with_backoff(config.backoff.clone()),
     )
     .on_event({
@@ -131,11 +133,16 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     })
 }
 
-/// The resume subprotocol; no compression (see the server's options).
-fn client_options() -> ClientOptions {
-    ClientOptions::default()
+/// The resume subprotocol; no compression (see the server's options);
+/// `tls` for `wss://`.
+fn client_options(tls: Option<Arc<tether::tls::rustls::ClientConfig>>) -> ClientOptions {
+    let options = ClientOptions::default()
         .with_protocols(vec![SUBPROTOCOL.into()])
-        .with_deflate(Vec::new())
+        .with_deflate(Vec::new());
+    match tls {
+        Some(tls) => options.with_tls(tls),
+        None => options,
+    }
 }
 
 /// Commits each batch with its position, and reports it.

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod db;
 pub mod relay;
 pub mod server;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;

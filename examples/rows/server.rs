@@ -3,13 +3,15 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 
 use futures_util::Stream;
 use smol::net::TcpListener;
 use tether::core::Bytes;
 use tether::http::{Response, StatusCode};
-use tether::{Accept, ServerOptions};
+use tether::tls::rustls;
+use tether::{Accept, Decision, ServerOptions, WebSocket};
 use tether_resume::{BatchWriter, Position, SUBPROTOCOL};
 
 use super::{codec, db};
@@ -23,6 +25,8 @@ pub struct ServeConfig {
     pub batch_rows: usize,
     /// Most unacknowledged batches per client.
     pub max_window: u32,
+    /// Serve `wss://` with this configuration (`None`: plain `ws://`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Accepts connections forever, one task each. tether's `Listener` waits
@@ -49,31 +53,50 @@ async fn serve_one(
     stream: smol::net::TcpStream,
     config: &ServeConfig,
 ) -> Result<(), tether_resume::Error> {
-    let mut ws = tether::smol::accept_with(stream, &server_options(), |req| {
-        let offered = req
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|p| p.trim() == SUBPROTOCOL);
-        if offered {
-            Ok(Accept::default().with_protocol(Some(SUBPROTOCOL.into())))
-        } else {
-            let mut response = Response::new(Bytes::from_static(
-                b"this endpoint speaks the tether.resume.v1 subprotocol only\n",
-            ));
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            Err(Box::new(response))
+    match &config.tls {
+        None => {
+            let ws = tether::smol::accept_with(stream, &server_options(), decide).await?;
+            serve_ws(ws, config).await
         }
-    })
-    .await?;
+        Some(tls) => {
+            let ws = tether::smol::accept_tls_with(stream, tls, &server_options(), decide).await?;
+            serve_ws(ws, config).await
+        }
+    }
+}
+
+/// Sends the table over an open connection, plain or TLS.
+async fn serve_ws<S: tether::Transport, R: tether::Runtime>(
+    mut ws: WebSocket<S, R>,
+    config: &ServeConfig,
+) -> Result<(), tether_resume::Error> {
     let (db, batch_rows) = (config.db.clone(), config.batch_rows);
     tether_resume::serve(&mut ws, config.max_window, |from| {
         source(db, from, batch_rows)
     })
     .await?;
     Ok(())
+}
+
+/// Accepts clients that offer the resume subprotocol; a 400 with a reason
+/// for any other.
+fn decide(req: &tether::http::Request<()>) -> Decision {
+    let offered = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL);
+    if offered {
+        Ok(Accept::default().with_protocol(Some(SUBPROTOCOL.into())))
+    } else {
+        let mut response = Response::new(Bytes::from_static(
+            b"this endpoint speaks the tether.resume.v1 subprotocol only\n",
+        ));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        Err(Box::new(response))
+    }
 }
 
 /// Compression stays off: the binary rows compress about 2:1, which on

@@ -98,6 +98,26 @@ fn host_port(request: &ClientRequest, tls: bool) -> Result<String, Error> {
     Ok(format!("{}:{port}", authority.host()))
 }
 
+/// A read that fails with `UnexpectedEof` is end of stream. TLS stacks
+/// (rustls through futures-rustls or tokio-rustls, and others) report so
+/// a peer that closed TCP without a TLS close_notify, as Python's `ssl`
+/// and many servers do right after the WebSocket close handshake.
+/// WebSocket needs no close_notify to detect truncation: frames are
+/// self-delimiting, and an end without the close handshake is already
+/// an abnormal closure (1006) in the core, so nothing is lost by reading
+/// it as EOF, and a completed close is not turned into an I/O error.
+#[cfg(any(feature = "smol", feature = "tokio"))]
+fn tls_eof(
+    read: std::task::Poll<std::io::Result<usize>>,
+) -> std::task::Poll<std::io::Result<usize>> {
+    match read {
+        std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            std::task::Poll::Ready(Ok(0))
+        }
+        other => other,
+    }
+}
+
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -41,8 +41,9 @@ pub use stream::ClientStream;
 pub struct FuturesIo<S>(pub S);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for FuturesIo<S> {
+    /// `UnexpectedEof` is read as end of stream: see [`tls_eof`](crate::tls_eof).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        crate::tls_eof(Pin::new(&mut self.0).poll_read(cx, buf))
     }
     fn poll_write_vectored(
         &mut self,

@@ -53,11 +53,12 @@ pub use stream::TlsStream;
 pub struct TokioIo<S>(pub S);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for TokioIo<S> {
+    /// `UnexpectedEof` is read as end of stream: see [`tls_eof`](crate::tls_eof).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut rb = ReadBuf::new(buf);
         match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => crate::tls_eof(Poll::Ready(Err(e))),
             Poll::Pending => Poll::Pending,
         }
     }

@@ -7,6 +7,8 @@
 //! and tokio (feature `tokio`) through one shared driver, and presents a
 //! connection as a `Stream` and `Sink` of [`Message`]s. Feature `mio`
 //! adds `tether::mio`, a single-threaded event loop with no futures.
+//! Feature `rustls` adds TLS (`wss://` clients, `accept_tls` servers) on
+//! smol and tokio: see [`tls`].
 //!
 //! ```no_run
 //! # #[cfg(feature = "smol")]

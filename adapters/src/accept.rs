@@ -23,6 +23,13 @@
 //!   no retry can succeed, or nothing says one would, so the error goes
 //!   to the caller.
 
+// The listeners' loop serves smol and tokio; the mio loop uses only the
+// classification and schedule.
+#![cfg_attr(
+    not(any(feature = "smol", feature = "tokio")),
+    allow(dead_code, unused_imports)
+)]
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

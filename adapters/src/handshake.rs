@@ -125,6 +125,8 @@ tether_core::__with_setters!(ServerOptions {
     with_deflate => deflate: Option<tether_core::DeflateConfig>,
 });
 
+// Derivable without `deflate`, whose default is on.
+#[cfg_attr(not(feature = "deflate"), allow(clippy::derivable_impls))]
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {

@@ -7,6 +7,8 @@
 //! and tokio (feature `tokio`) through one shared driver, and presents a
 //! connection as a `Stream` and `Sink` of [`Message`]s. Feature `mio`
 //! adds `tether::mio`, a single-threaded event loop with no futures.
+//! Feature `rustls` adds TLS (`wss://` clients, `accept_tls` servers) on
+//! smol and tokio: see [`tls`].
 //!
 //! ```no_run
 //! # #[cfg(feature = "smol")]
@@ -99,6 +101,26 @@ fn target(request: &ClientRequest, tls: bool) -> Result<(tether_core::proxy::Hos
         .port_u16()
         .unwrap_or(if request.secure { 443 } else { 80 });
     Ok((authority.host().into(), port))
+}
+
+/// A read that fails with `UnexpectedEof` is end of stream. TLS stacks
+/// (rustls through futures-rustls or tokio-rustls, and others) report so
+/// a peer that closed TCP without a TLS close_notify, as Python's `ssl`
+/// and many servers do right after the WebSocket close handshake.
+/// WebSocket needs no close_notify to detect truncation: frames are
+/// self-delimiting, and an end without the close handshake is already
+/// an abnormal closure (1006) in the core, so nothing is lost by reading
+/// it as EOF, and a completed close is not turned into an I/O error.
+#[cfg(any(feature = "smol", feature = "tokio"))]
+fn tls_eof(
+    read: std::task::Poll<std::io::Result<usize>>,
+) -> std::task::Poll<std::io::Result<usize>> {
+    match read {
+        std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            std::task::Poll::Ready(Ok(0))
+        }
+        other => other,
+    }
 }
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! With feature `rustls`, `connect("wss://…")` opens TLS and
-//! [`accept_tls`] serves it (see [`tls`](crate::tls)).
+//! `accept_tls` serves it (see [`tls`](crate::tls)).
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -41,8 +41,10 @@ pub use stream::ClientStream;
 pub struct FuturesIo<S>(pub S);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for FuturesIo<S> {
+    /// `UnexpectedEof` is read as end of stream (a TLS peer that closed
+    /// without close_notify): the close handshake tells clean from cut.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        crate::tls_eof(Pin::new(&mut self.0).poll_read(cx, buf))
     }
     fn poll_write_vectored(
         &mut self,
@@ -80,7 +82,7 @@ impl Runtime for Smol {
 
 /// A WebSocket on smol, by default over what [`connect`] opens (TCP, or
 /// TLS over TCP); a server's is `WebSocket<TcpStream>` (or
-/// `WebSocket<TlsStream>` from [`accept_tls`]).
+/// `WebSocket<TlsStream>` from `accept_tls`).
 pub type WebSocket<S = ClientStream> = crate::WebSocket<FuturesIo<S>, Smol>;
 
 /// Connects to a `ws://` or `wss://` URL with default options.
@@ -133,7 +135,7 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     handshake::server::<_, Smol>(FuturesIo(stream), options, decide, Smol::now()).await
 }
 
-/// The stream a WebSocket accepted by [`accept_tls`] runs over.
+/// The stream a WebSocket accepted by `accept_tls` runs over.
 #[cfg(feature = "rustls")]
 pub type TlsStream<S = TcpStream> = futures_rustls::server::TlsStream<S>;
 

@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+#[cfg(any(feature = "smol", feature = "mio"))]
 use std::net::SocketAddr;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -94,10 +95,13 @@ impl SocketOptions {
 /// 1,000 clients
 /// connected at once, and each overflow costs a client a one-second SYN
 /// retransmission.
+#[cfg(any(feature = "smol", feature = "mio"))]
 const BACKLOG: i32 = 1024;
 
 /// A non-blocking listener on `addr` with [`BACKLOG`] and SO_REUSEADDR (so a
 /// restarted server can bind while old connections linger in TIME_WAIT).
+/// (tokio's listener binds with its own backlog of 1,024.)
+#[cfg(any(feature = "smol", feature = "mio"))]
 pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! With feature `rustls`, `connect("wss://…")` opens TLS and
-//! [`accept_tls`] serves it (see [`tls`](crate::tls)); TLS runs through
+//! `accept_tls` serves it (see [`tls`](crate::tls)); TLS runs through
 //! futures-rustls here too, behind a shim, and a stream you made with
 //! tokio-rustls works with [`client`] and [`accept`].
 
@@ -53,11 +53,13 @@ pub use stream::TlsStream;
 pub struct TokioIo<S>(pub S);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for TokioIo<S> {
+    /// `UnexpectedEof` is read as end of stream (a TLS peer that closed
+    /// without close_notify): the close handshake tells clean from cut.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut rb = ReadBuf::new(buf);
         match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => crate::tls_eof(Poll::Ready(Err(e))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -99,7 +101,7 @@ impl Runtime for Tokio {
 
 /// A WebSocket on tokio, by default over what [`connect`] opens (TCP, or
 /// TLS over TCP); a server's is `WebSocket<TcpStream>` (or
-/// `WebSocket<TlsStream>` from [`accept_tls`]).
+/// `WebSocket<TlsStream>` from `accept_tls`).
 pub type WebSocket<S = ClientStream> = crate::WebSocket<TokioIo<S>, Tokio>;
 
 /// Connects to a `ws://` or `wss://` URL with default options.

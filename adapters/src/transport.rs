@@ -11,7 +11,8 @@ use std::time::Instant;
 
 /// A bidirectional byte stream (a TCP socket, a TLS stream, a pipe).
 pub trait Transport: Unpin {
-    /// Reads into `buf`; `Ok(0)` is end of stream.
+    /// Reads into `buf`; `Ok(0)` is end of stream (tether's adapters also
+    /// read `UnexpectedEof`, a TLS peer without close_notify, as the end).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     /// Writes from `bufs` in order, as much as the stream takes.
     fn poll_write_vectored(
@@ -19,7 +20,10 @@ pub trait Transport: Unpin {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
-    /// Flushes buffered writes.
+    /// Flushes buffered writes. A transport that keeps written bytes of
+    /// its own (a TLS stream's records) sends them here; the driver
+    /// calls it after every write, and again at the next wake while it
+    /// said Pending, until it is done.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ends the write side (TCP FIN).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;

@@ -100,6 +100,9 @@ struct Inner<S, R: Runtime> {
     transport_done: bool,
     /// The last read returned Pending and no wake came since.
     read_blocked: bool,
+    /// The last flush returned Pending: the transport holds written bytes
+    /// of its own (a TLS stream's records) that only a flush moves on.
+    flush_pending: bool,
     /// The timer was polled at its deadline and no wake came since.
     timer_armed: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
@@ -123,6 +126,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 error: None,
                 transport_done: false,
                 read_blocked: false,
+                flush_pending: false,
                 timer_armed: false,
                 stashed: None,
                 _runtime: PhantomData,
@@ -348,11 +352,21 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 Poll::Pending => break,
             }
         }
-        if wrote {
-            progress = true;
-            if let Poll::Ready(Err(e)) = self.inner.io.poll_flush(cx) {
-                self.fail(e);
-                return true;
+        progress |= wrote;
+        // After a write, and again after a flush that was Pending: a TLS
+        // stream takes the bytes into its own buffer, and with nothing new
+        // to write only a flush would ever send them.
+        if wrote || self.inner.flush_pending {
+            match self.inner.io.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    progress |= self.inner.flush_pending;
+                    self.inner.flush_pending = false;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail(e);
+                    return true;
+                }
+                Poll::Pending => self.inner.flush_pending = true,
             }
         }
 
@@ -513,9 +527,11 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
     }
 
+    /// Ready once the core has nothing left to write and the transport
+    /// has flushed what it buffered (a TLS stream's records).
     fn poll_flush_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if !self.inner.conn.has_transmit() {
+            if !self.inner.conn.has_transmit() && !self.inner.flush_pending {
                 return Poll::Ready(Ok(()));
             }
             if self.inner.transport_done {

@@ -195,3 +195,101 @@ fn send_all_stopped_by_a_close_has_answered_it() {
         assert!(server.await.is_err(), "send_all ended by the close");
     });
 }
+
+/// Keeps written bytes until flushed, as a TLS stream keeps its records;
+/// the first flush of each batch says Pending and wakes the task at once,
+/// as a socket that was full a moment ago would.
+struct Holding<T> {
+    inner: T,
+    held: Vec<u8>,
+    stalled: bool,
+}
+
+impl<T: Transport> Transport for Holding<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.inner.poll_read(cx, buf)
+    }
+    fn poll_write_vectored(
+        &mut self,
+        _: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let before = self.held.len();
+        for b in bufs {
+            self.held.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(self.held.len() - before))
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.held.is_empty() && !self.stalled {
+            self.stalled = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        while !self.held.is_empty() {
+            let n = std::task::ready!(self
+                .inner
+                .poll_write_vectored(cx, &[IoSlice::new(&self.held)]))?;
+            self.held.drain(..n);
+        }
+        self.stalled = false;
+        self.inner.poll_flush(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        self.inner.poll_shutdown(cx)
+    }
+}
+
+/// A flush that said Pending is tried again at the next wake even with
+/// nothing new to write, and `flush` (so `send`) waits for it: over TLS
+/// the bytes would otherwise wait in the stream until the next message.
+#[test]
+fn a_pending_flush_is_retried_and_awaited() {
+    smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = crate::smol::accept(stream).await.unwrap();
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(_) = m {
+                    ws.send(m).await.unwrap();
+                }
+            }
+        });
+        let request = tether_core::handshake::ClientRequest::from_url(&url).unwrap();
+        let tcp = async_net::TcpStream::connect(request.host.as_str())
+            .await
+            .unwrap();
+        let io = Holding {
+            inner: FuturesIo(tcp),
+            held: Vec::new(),
+            stalled: false,
+        };
+        let options = crate::ClientOptions::default();
+        let mut ws = crate::handshake::client::<_, Smol>(io, &request, &options, Smol::now())
+            .await
+            .unwrap();
+        for i in 0..20 {
+            let m = Message::text(format!("held {i}"));
+            ws.send(m.clone()).await.unwrap();
+            assert!(
+                ws.get_ref().held.is_empty(),
+                "send returned with bytes held"
+            );
+            let echo = futures_util::future::select(
+                ws.next(),
+                Box::pin(async_io::Timer::after(std::time::Duration::from_secs(30))),
+            )
+            .await;
+            match echo {
+                futures_util::future::Either::Left((Some(Ok(got)), _)) => assert_eq!(got, m),
+                futures_util::future::Either::Left((other, _)) => panic!("{other:?}"),
+                futures_util::future::Either::Right(_) => panic!("message {i} never left"),
+            }
+        }
+        ws.close(crate::CloseCode::NORMAL, "").await.unwrap();
+        server.await;
+    });
+}

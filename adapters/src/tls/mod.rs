@@ -11,7 +11,7 @@
 //! from feature `webpki-roots` (Mozilla's, compiled in) and/or
 //! `rustls-native-certs` (the operating system's store); for a private
 //! CA or a client certificate, give a configuration in
-//! [`ClientOptions::tls`](crate::ClientOptions::tls):
+//! `ClientOptions::tls`:
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "smol", feature = "rustls"))]
@@ -70,6 +70,9 @@
 //! with a [`TlsErrorKind`]: unknown issuer, expired, wrong name, no or
 //! refused client certificate, an alert. The reconnect policy does not
 //! retry them ([`Failure::Tls`](crate::reconnect::Failure::Tls)).
+
+// The links above name what feature `rustls` adds.
+#![cfg_attr(not(feature = "rustls"), allow(rustdoc::broken_intra_doc_links))]
 
 mod error;
 pub use error::{TlsError, TlsErrorKind};

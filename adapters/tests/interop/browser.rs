@@ -170,6 +170,13 @@ fn chromium_against_smol_and_tokio_servers() {
     let mut servers = vec![("smol", EchoServer::start(Rt::Smol, options.clone(), 1))];
     #[cfg(feature = "tokio")]
     servers.push(("tokio", EchoServer::start(Rt::Tokio, options.clone(), 1)));
+    chromium_against(&servers, &options, &[]);
+}
+
+/// Runs the page in headless Chromium (with `flags` added) against
+/// `servers`, each started with `options` for one connection, and checks
+/// what both sides saw.
+pub fn chromium_against(servers: &[(&str, EchoServer)], options: &ServerOptions, flags: &[String]) {
     let targets: Vec<String> = servers
         .iter()
         .map(|(name, s)| format!("[\"{name}\", \"{}\"]", s.url()))
@@ -193,6 +200,7 @@ fn chromium_against_smol_and_tokio_servers() {
         "--disable-quic",
         "--disable-dev-shm-usage",
     ])
+    .args(flags)
     .arg(format!("--user-data-dir={}", profile.0.display()))
     .arg(format!("http://127.0.0.1:{port}/"));
     let mut browser = Proc::spawn("chromium", cmd, true);
@@ -213,7 +221,7 @@ fn chromium_against_smol_and_tokio_servers() {
         .unwrap_or_else(|| panic!("page reported: {verdict}"));
 
     let cfg = options.deflate.clone().expect("deflate on");
-    for (name, server) in &servers {
+    for (name, server) in servers {
         let report = server.report(TIMEOUT);
         eprintln!("{name} server saw: {report:?}");
         assert!(

@@ -9,10 +9,16 @@
 //! variables that point elsewhere). The Chromium test needs a system
 //! package, so it is `#[ignore]`d and runs with `--include-ignored`
 //! (`.ci/run` does); then it fails, never skips, without Chromium, found
-//! on PATH or through `TETHER_CHROMIUM`.
+//! on PATH or through `TETHER_CHROMIUM`. With feature `rustls` each peer
+//! also runs over TLS (`tls.rs`).
 
 #![cfg(all(feature = "smol", feature = "deflate"))]
 
 mod browser;
+#[cfg(feature = "rustls")]
+#[path = "../tls/certs.rs"]
+mod certs;
 mod python;
 mod support;
+#[cfg(feature = "rustls")]
+mod tls;

@@ -40,15 +40,20 @@ def messages():
 "#;
 
 /// Python client: connects, exchanges every message, checks the echoes,
-/// prints `RESULT ok <negotiated extension>`.
+/// prints `RESULT ok <negotiated extension>`. A fourth argument is a CA
+/// file to trust for `wss://` (nothing else is trusted then).
 const CLIENT_PY: &str = r#"
 import sys
 SIZES_ARG, URL, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
+CA = sys.argv[4] if len(sys.argv) > 4 else None
 exec(MESSAGES_SRC)
 from websockets.sync.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 kwargs = dict(max_size=None, proxy=None, open_timeout=30, close_timeout=30, ping_interval=None)
+if CA:
+    import ssl
+    kwargs["ssl"] = ssl.create_default_context(cafile=CA)
 if MODE == "tight":
     kwargs["compression"] = None
     kwargs["extensions"] = [ClientPerMessageDeflateFactory(
@@ -76,10 +81,16 @@ print("RESULT ok", ext, flush=True)
 "#;
 
 /// Python echo server: prints `PORT n`, echoes everything; `EXT?` is
-/// answered with the extension it negotiated.
+/// answered with the extension it negotiated. Two more arguments are a
+/// certificate chain and key file: it serves TLS with them.
 const SERVER_PY: &str = r#"
 import sys
 SIZES_ARG = sys.argv[1]
+SSL = None
+if len(sys.argv) > 3:
+    import ssl
+    SSL = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    SSL.load_cert_chain(sys.argv[2], sys.argv[3])
 exec(MESSAGES_SRC)
 from websockets.sync.server import serve
 
@@ -88,7 +99,7 @@ def handler(ws):
     for msg in ws:
         ws.send("EXT " + ext if msg == "EXT?" else msg)
 
-with serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None) as server:
+with serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=SSL) as server:
     print("PORT", server.socket.getsockname()[1], flush=True)
     server.serve_forever()
 "#;
@@ -153,16 +164,22 @@ fn messages() -> Vec<Message> {
 /// ("default": websockets' own offer; "tight": no context takeover both
 /// ways and small windows).
 fn python_client(rt: Rt, mode: &str) {
-    let options = ServerOptions::default()
-        .with_config(Config::without_keepalive().with_max_message_size(4 << 20));
-    let server = EchoServer::start(rt, options, 1);
+    python_client_of(EchoServer::start(rt, server_options(), 1), rt, mode, &[]);
+}
+
+/// What the tether servers of these tests run with.
+pub fn server_options() -> ServerOptions {
+    ServerOptions::default().with_config(Config::without_keepalive().with_max_message_size(4 << 20))
+}
+
+/// A Python client (with `extra` arguments: a CA file) against `server`.
+pub fn python_client_of(server: EchoServer, rt: Rt, mode: &str, extra: &[&str]) {
     let dir = TempDir::new("py-client");
-    let mut client = script(
-        &dir,
-        "client.py",
-        CLIENT_PY,
-        &[&sizes_arg(), &server.url(), mode],
-    );
+    let url = server.url();
+    let mut args = vec![sizes_arg(), url, mode.to_owned()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut client = script(&dir, "client.py", CLIENT_PY, &args);
     let result = client.line_with("RESULT ", TIMEOUT);
     let status = client.wait(TIMEOUT);
     assert!(
@@ -237,11 +254,21 @@ fn offers(mode: &str) -> Vec<DeflateConfig> {
 
 /// A tether client on `rt` against a Python echo server.
 fn python_server(rt: Rt, mode: &str) {
+    python_server_with(rt, mode, "ws", ClientOptions::default(), &[]);
+}
+
+/// A tether client with `base` options on `rt` against a Python echo
+/// server started with `extra` arguments (certificate and key files),
+/// at a `scheme` URL.
+pub fn python_server_with(rt: Rt, mode: &str, scheme: &str, base: ClientOptions, extra: &[&str]) {
     let dir = TempDir::new("py-server");
-    let mut server = script(&dir, "server.py", SERVER_PY, &[&sizes_arg()]);
+    let mut args = vec![sizes_arg()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = script(&dir, "server.py", SERVER_PY, &args);
     let port = server.line_with("PORT ", TIMEOUT);
-    let url = format!("ws://127.0.0.1:{port}/");
-    let options = ClientOptions::default()
+    let url = format!("{scheme}://127.0.0.1:{port}/");
+    let options = base
         .with_config(Config::without_keepalive().with_max_message_size(4 << 20))
         .with_deflate(offers(mode));
     let (compressed, ext) = match rt {

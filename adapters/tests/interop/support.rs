@@ -365,17 +365,40 @@ pub struct ConnReport {
     pub end: String,
 }
 
+/// The server side's TLS configuration, when it serves `wss://`.
+#[cfg(feature = "rustls")]
+type Tls = Option<std::sync::Arc<tether::tls::rustls::ServerConfig>>;
+#[cfg(not(feature = "rustls"))]
+type Tls = Option<std::convert::Infallible>;
+
 /// A tether echo server on its own thread and runtime, for a fixed
 /// number of connections.
 pub struct EchoServer {
     pub addr: SocketAddr,
     reports: mpsc::Receiver<ConnReport>,
+    secure: bool,
 }
 
 impl EchoServer {
     /// Serves `connections` connections with `options`, echoing every data
     /// message.
     pub fn start(rt: Rt, options: ServerOptions, connections: usize) -> Self {
+        Self::start_with(rt, options, connections, None)
+    }
+
+    /// The same over TLS with `tls`.
+    #[cfg(feature = "rustls")]
+    pub fn start_tls(
+        rt: Rt,
+        options: ServerOptions,
+        connections: usize,
+        tls: std::sync::Arc<tether::tls::rustls::ServerConfig>,
+    ) -> Self {
+        Self::start_with(rt, options, connections, Some(tls))
+    }
+
+    fn start_with(rt: Rt, options: ServerOptions, connections: usize, tls: Tls) -> Self {
+        let secure = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, reports) = mpsc::channel();
@@ -387,11 +410,27 @@ impl EchoServer {
                     let mut tasks = Vec::new();
                     for _ in 0..connections {
                         let (stream, _) = listener.accept().await.unwrap();
-                        let (options, tx) = (options.clone(), tx.clone());
+                        let (options, tx, tls) = (options.clone(), tx.clone(), tls.clone());
                         tasks.push(smol::spawn(async move {
                             let (offer_tx, offer) = offer_slot();
-                            let ws = tether::smol::accept_with(stream, &options, offer_tx).await;
-                            let _ = tx.send(serve(ws, &options, offer).await);
+                            let report = match tls {
+                                None => {
+                                    let ws =
+                                        tether::smol::accept_with(stream, &options, offer_tx).await;
+                                    serve(ws, &options, offer).await
+                                }
+                                #[cfg(feature = "rustls")]
+                                Some(tls) => {
+                                    let ws = tether::smol::accept_tls_with(
+                                        stream, &tls, &options, offer_tx,
+                                    )
+                                    .await;
+                                    serve(ws, &options, offer).await
+                                }
+                                #[cfg(not(feature = "rustls"))]
+                                Some(never) => match never {},
+                            };
+                            let _ = tx.send(report);
                         }));
                     }
                     for t in tasks {
@@ -409,12 +448,28 @@ impl EchoServer {
                         let mut tasks = Vec::new();
                         for _ in 0..connections {
                             let (stream, _) = listener.accept().await.unwrap();
-                            let (options, tx) = (options.clone(), tx.clone());
+                            let (options, tx, tls) = (options.clone(), tx.clone(), tls.clone());
                             tasks.push(tokio::spawn(async move {
                                 let (offer_tx, offer) = offer_slot();
-                                let ws =
-                                    tether::tokio::accept_with(stream, &options, offer_tx).await;
-                                let _ = tx.send(serve(ws, &options, offer).await);
+                                let report = match tls {
+                                    None => {
+                                        let ws =
+                                            tether::tokio::accept_with(stream, &options, offer_tx)
+                                                .await;
+                                        serve(ws, &options, offer).await
+                                    }
+                                    #[cfg(feature = "rustls")]
+                                    Some(tls) => {
+                                        let ws = tether::tokio::accept_tls_with(
+                                            stream, &tls, &options, offer_tx,
+                                        )
+                                        .await;
+                                        serve(ws, &options, offer).await
+                                    }
+                                    #[cfg(not(feature = "rustls"))]
+                                    Some(never) => match never {},
+                                };
+                                let _ = tx.send(report);
                             }));
                         }
                         for t in tasks {
@@ -423,11 +478,17 @@ impl EchoServer {
                     }),
             })
             .unwrap();
-        EchoServer { addr, reports }
+        EchoServer {
+            addr,
+            reports,
+            secure,
+        }
     }
 
+    /// `ws://127.0.0.1:PORT/`, or `wss://` over TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.addr)
     }
 
     /// The report of the next connection to end, within `timeout`.

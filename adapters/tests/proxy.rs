@@ -223,6 +223,64 @@ on_each_runtime!(
     socks5_target_down,
 );
 
+/// `wss://` through each kind of proxy: TLS runs inside the tunnel, end
+/// to end with the server, so the client trusts the server's certificate
+/// alone and the proxy sees only the CONNECT (or SOCKS request); a client
+/// trusting another certificate fails on TLS through the same tunnel.
+#[cfg(feature = "rustls")]
+fn wss_through_proxies(rt: Rt) {
+    let echo = Echo::start_tls();
+    let pem = echo.cert_pem.clone().expect("a TLS echo");
+    let trust = tether::tls::client_config(pem.as_bytes()).expect("client config");
+    let http = Proxy::tinyproxy(&[]);
+    let through_http = via(&http.url("http", None)).with_tls(trust.clone());
+    rt.echo(&echo.url(), through_http)
+        .expect("wss through tinyproxy");
+    let connect = format!("CONNECT 127.0.0.1:{} HTTP/1.1", echo.addr.port());
+    assert!(http.log().contains(&connect), "{}", http.log());
+    let socks = Proxy::microsocks(None);
+    for scheme in ["socks5", "socks5h"] {
+        let options = via(&socks.url(scheme, None)).with_tls(trust.clone());
+        rt.echo(&echo.url(), options)
+            .unwrap_or_else(|e| panic!("wss through {scheme}: {e:?}"));
+    }
+    assert_eq!(
+        echo.take_peers(),
+        [VIA_TINYPROXY, VIA_MICROSOCKS, VIA_MICROSOCKS]
+    );
+
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let wrong = tether::tls::client_config(other.cert.pem().as_bytes()).expect("client config");
+    let e = rt
+        .echo(&echo.url(), via(&http.url("http", None)).with_tls(wrong))
+        .expect_err("a certificate the client does not trust");
+    // rcgen names every self-signed certificate alike, so the trusted one
+    // looks like the issuer and its signature is what fails.
+    assert_eq!(
+        e.tls_error().map(|t| t.kind()),
+        Some(tether::tls::TlsErrorKind::InvalidCertificate),
+        "{e:?}"
+    );
+}
+
+/// On smol and tokio here; the mio loop's `wss://` through a proxy is in
+/// `mio_tls/proxy.rs`.
+#[cfg(feature = "rustls")]
+mod wss {
+    #[test]
+    #[ignore = "needs tinyproxy and microsocks: apt-get install tinyproxy microsocks"]
+    fn on_smol() {
+        super::wss_through_proxies(super::Rt::Smol)
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    #[ignore = "needs tinyproxy and microsocks: apt-get install tinyproxy microsocks"]
+    fn on_tokio() {
+        super::wss_through_proxies(super::Rt::Tokio)
+    }
+}
+
 /// 1 ms doubling, no jitter; at most 2 retries.
 fn reconnect_options() -> ReconnectOptions {
     ReconnectOptions::default()

@@ -173,10 +173,49 @@ fn temp_dir(what: &str) -> PathBuf {
 pub struct Echo {
     pub addr: SocketAddr,
     peers: Arc<Mutex<Vec<IpAddr>>>,
+    /// Serving `wss://`: the certificate (PEM) a client must trust.
+    pub cert_pem: Option<String>,
 }
 
 impl Echo {
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// Serves `wss://` with a certificate for 127.0.0.1 made now.
+    #[cfg(feature = "rustls")]
+    pub fn start_tls() -> Self {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+        let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let config = tether::tls::server_config(cert.as_bytes(), key.as_bytes()).expect("config");
+        let mut echo = Self::serve(Some(config));
+        echo.cert_pem = Some(cert);
+        echo
+    }
+
+    #[cfg(feature = "rustls")]
+    fn serve(tls: Option<Arc<tether::tls::rustls::ServerConfig>>) -> Self {
+        Self::serve_with(move |stream| {
+            let tls = tls.clone();
+            Box::pin(async move {
+                match tls {
+                    None => echo_on(tether::smol::accept(stream).await).await,
+                    Some(tls) => echo_on(tether::smol::accept_tls(stream, &tls).await).await,
+                }
+            })
+        })
+    }
+
+    #[cfg(not(feature = "rustls"))]
+    fn serve(_: Option<()>) -> Self {
+        Self::serve_with(|stream| Box::pin(echo_on(tether::smol::accept(stream))))
+    }
+
+    fn serve_with(
+        serve: impl Fn(smol::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+            + Send
+            + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let peers = Arc::new(Mutex::new(Vec::new()));
@@ -187,33 +226,40 @@ impl Echo {
                 let listener = smol::net::TcpListener::try_from(listener).expect("listener");
                 while let Ok((stream, peer)) = listener.accept().await {
                     seen.lock().unwrap().push(peer.ip());
-                    ex.spawn(async move {
-                        let Ok(mut ws) = tether::smol::accept(stream).await else {
-                            return;
-                        };
-                        while let Some(Ok(msg)) = ws.next().await {
-                            if matches!(msg, Message::Text(_) | Message::Binary(_))
-                                && ws.send(msg).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                    })
-                    .detach();
+                    ex.spawn(serve(stream)).detach();
                 }
             }))
         });
-        Self { addr, peers }
+        Self {
+            addr,
+            peers,
+            cert_pem: None,
+        }
     }
 
-    /// `ws://127.0.0.1:port/`.
+    /// `ws://127.0.0.1:port/`, or `wss://` when it serves TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        let scheme = if self.cert_pem.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.addr)
     }
 
     /// Where the connections so far came from, in order; forgets them.
     pub fn take_peers(&self) -> Vec<IpAddr> {
         std::mem::take(&mut *self.peers.lock().unwrap())
+    }
+}
+
+/// Echoes data messages on an accepted connection until it ends.
+async fn echo_on<S: tether::Transport, R: tether::Runtime>(
+    ws: Result<tether::WebSocket<S, R>, Error>,
+) {
+    let Ok(mut ws) = ws else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -13,4 +13,5 @@ pub mod procfs;
 pub mod record;
 pub mod servers;
 pub mod suite;
+pub mod tls;
 pub mod wire;

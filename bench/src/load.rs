@@ -1,18 +1,25 @@
-//! The load generator: raw TCP plus the hand-written client of [`wire`],
-//! on a current-thread tokio runtime. Each connection keeps a fixed number
-//! of messages in flight; the server's CPU time is read from /proc exactly
-//! at the edges of the measured window.
+//! The load generator: raw TCP (or rustls over it) plus the hand-written
+//! client of [`wire`], on a current-thread tokio runtime. Each connection
+//! keeps a fixed number of messages in flight; the server's CPU time is
+//! read from /proc exactly at the edges of the measured window.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 use crate::procfs;
 use crate::record::Record;
@@ -37,6 +44,73 @@ pub struct LoadConfig {
     /// Idle scenario: how long the connections stay open, pings answered,
     /// before the server's memory is read.
     pub hold: Duration,
+    /// Connect with TLS, trusting what this configuration trusts (the
+    /// test certificate): every message is encrypted by the load generator
+    /// too, which bounds message rates at small sizes.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+/// One connection: plain TCP, or TLS over it (boxed: a rustls connection
+/// is large, and plain runs should not carry its size).
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// What the TLS handshake negotiated, for the report.
+    fn negotiated(&self) -> Option<String> {
+        match self {
+            Stream::Tcp(_) => None,
+            Stream::Tls(s) => Some(crate::tls::negotiated(s.get_ref().1)),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The distinct TLS parameters connections negotiated, `; `-separated
+/// (one entry when every connection agrees, as they should).
+fn joined(seen: BTreeSet<String>) -> Option<String> {
+    (!seen.is_empty()).then(|| seen.into_iter().collect::<Vec<_>>().join("; "))
 }
 
 /// Counters shared by every connection task.
@@ -66,11 +140,22 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
         for _ in 0..cfg.connections {
             streams.push(connect(cfg).await?);
         }
+        let tls = joined(streams.iter().filter_map(Stream::negotiated).collect());
         for stream in streams {
             let (shared, batch) = (shared.clone(), batch.clone());
             let (len, in_flight) = (frame.len(), cfg.in_flight);
             tokio::task::spawn_local(async move {
-                let e = drive(stream, &batch, len, in_flight, &shared).await;
+                let e = match stream {
+                    Stream::Tcp(mut tcp) => {
+                        let (rd, wr) = tcp.split();
+                        drive(rd, wr, &batch, len, in_flight, &shared).await
+                    }
+                    // tokio's generic halves: rustls has one state for both.
+                    Stream::Tls(tls) => {
+                        let (rd, wr) = tokio::io::split(tls);
+                        drive(rd, wr, &batch, len, in_flight, &shared).await
+                    }
+                };
                 shared.error.borrow_mut().get_or_insert(e.to_string());
             });
         }
@@ -123,6 +208,9 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
             .num("others_cpu_util", others_ns as f64 / 1e9 / secs)
             .opt("p50_us", percentile_us(&lat, 0.50))
             .opt("p99_us", percentile_us(&lat, 0.99));
+        if let Some(t) = tls {
+            rec = rec.text("tls", &t);
+        }
         if let Some(e) = error {
             rec = rec.text("error", &e);
         }
@@ -139,9 +227,12 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
         let rss0 = procfs::rss_bytes(cfg.server_pid)?;
         let pings = Rc::new(Cell::new(0u64));
         let lost = Rc::new(RefCell::new(None::<String>));
+        let mut tls = BTreeSet::new();
         for _ in 0..cfg.connections {
             let mut stream = connect(cfg).await?;
+            tls.extend(stream.negotiated());
             stream.write_all(&frame).await?;
+            stream.flush().await?;
             let mut counter = FrameCounter::default();
             let mut buf = [0u8; 256];
             while read_some(&mut stream, &mut buf, &mut counter).await?.0 == 0 {}
@@ -165,6 +256,9 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
                 "pings_per_conn",
                 pings.get() as f64 / cfg.connections as f64,
             );
+        if let Some(t) = joined(tls) {
+            rec = rec.text("tls", &t);
+        }
         // A connection that ended while idle makes the number meaningless.
         if let Some(e) = lost.take() {
             rec = rec.text("error", &format!("an idle connection ended: {e}"));
@@ -175,7 +269,7 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
 
 /// Reads an idle connection until it ends, answering each ping with a
 /// pong, as any client of a keepalive server must. Returns why it ended.
-async fn answer_pings(mut stream: TcpStream, pings: &Cell<u64>) -> io::Error {
+async fn answer_pings(mut stream: Stream, pings: &Cell<u64>) -> io::Error {
     let mut answerer = wire::PingAnswerer::default();
     let mut buf = [0u8; 512];
     let mut pongs = Vec::new();
@@ -187,7 +281,12 @@ async fn answer_pings(mut stream: TcpStream, pings: &Cell<u64>) -> io::Error {
         };
         let answered = answerer.feed(&buf[..n], &mut pongs);
         if !pongs.is_empty() {
-            if let Err(e) = stream.write_all(&pongs).await {
+            if let Err(e) = async {
+                stream.write_all(&pongs).await?;
+                stream.flush().await
+            }
+            .await
+            {
                 return e;
             }
             pongs.clear();
@@ -203,13 +302,30 @@ fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io
     tokio::task::LocalSet::new().block_on(&rt, f)
 }
 
-/// Connects and upgrades. The response head is read up to its blank line;
-/// nothing follows it, since the server has nothing to echo yet.
-async fn connect(cfg: &LoadConfig) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(cfg.addr).await?;
-    stream.set_nodelay(true)?;
+/// Connects, runs the TLS handshake if `cfg.tls` says so, and upgrades.
+async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
+    let tcp = TcpStream::connect(cfg.addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match &cfg.tls {
+        None => Stream::Tcp(tcp),
+        Some(config) => {
+            let name = ServerName::IpAddress(cfg.addr.ip().into());
+            let tls = TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await?;
+            Stream::Tls(Box::new(tls))
+        }
+    };
+    upgrade(&mut stream, cfg).await?;
+    Ok(stream)
+}
+
+/// Sends the upgrade request and reads the response head up to its blank
+/// line; nothing follows it, since the server has nothing to echo yet.
+async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<()> {
     let request = wire::upgrade_request(&cfg.addr.to_string(), cfg.deflate);
     stream.write_all(&request).await?;
+    stream.flush().await?;
     let mut head = Vec::with_capacity(256);
     let mut buf = [0u8; 512];
     let end = loop {
@@ -228,7 +344,7 @@ async fn connect(cfg: &LoadConfig) -> io::Result<TcpStream> {
         let text = String::from_utf8_lossy(&head);
         return Err(io::Error::other(format!("bad upgrade response: {text}")));
     }
-    Ok(stream)
+    Ok(())
 }
 
 async fn read_some(
@@ -250,13 +366,13 @@ async fn read_some(
 /// runtime is dropped or the connection fails (the only way it returns). Reader and writer run concurrently in one task: the
 /// raw TCP server echoes while a large frame is still being written.
 async fn drive(
-    mut stream: TcpStream,
+    mut rd: impl AsyncRead + Unpin,
+    mut wr: impl AsyncWrite + Unpin,
     batch: &[u8],
     frame_len: usize,
     in_flight: usize,
     shared: &Shared,
 ) -> io::Error {
-    let (mut rd, mut wr) = stream.split();
     let credits = Cell::new(in_flight);
     let refill = Notify::new();
     let sent_at = RefCell::new(VecDeque::with_capacity(in_flight));
@@ -269,7 +385,13 @@ async fn drive(
             let n = credits.replace(0);
             let now = Instant::now();
             sent_at.borrow_mut().extend(std::iter::repeat_n(now, n));
-            if let Err(e) = wr.write_all(&batch[..n * frame_len]).await {
+            // The flush sends records rustls kept when the socket was full
+            // (a no-op on TCP).
+            let sent = async {
+                wr.write_all(&batch[..n * frame_len]).await?;
+                wr.flush().await
+            };
+            if let Err(e) = sent.await {
                 return e;
             }
         }

@@ -2,16 +2,18 @@
 
 use tether_bench::args::{self, Args};
 use tether_bench::load::{self, LoadConfig};
-use tether_bench::procfs;
+use tether_bench::{procfs, tls};
 
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
     [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
-  --raw   the server is plain TCP (it echoes the upgrade request)
+    [--tls DIR]
+  --raw   the server echoes bytes (it echoes the upgrade request)
   --idle  open the connections, one round trip each, hold them open for
           --hold seconds (default 0.5) answering pings, and report the
           server's resident memory per connection
-  --deflate  offer permessage-deflate and send compressed JSON-like text";
+  --deflate  offer permessage-deflate and send compressed JSON-like text
+  --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)";
 
 fn main() {
     let a = Args::parse(USAGE, &["raw", "idle", "deflate"]);
@@ -31,6 +33,12 @@ fn main() {
         raw: a.switch("raw"),
         deflate: a.switch("deflate"),
         hold: a.secs("hold", 0.5),
+        tls: a.get("tls").map(|dir| {
+            let path = std::path::Path::new(dir).join(tls::CERT_FILE);
+            std::fs::read(&path)
+                .and_then(|pem| tls::client_config(&pem))
+                .unwrap_or_else(|e| args::die("", &format!("{}: {e}", path.display())))
+        }),
     };
     procfs::raise_nofile();
     let result = if a.switch("idle") {

@@ -1,8 +1,13 @@
-//! `bench-server --impl NAME --addr 127.0.0.1:PORT`: one echo server.
+//! `bench-server --impl NAME --addr 127.0.0.1:PORT [--tls DIR]`: one echo
+//! server.
 
-use tether_bench::{args, procfs, servers};
+use std::path::PathBuf;
 
-const USAGE: &str = "usage: bench-server --impl NAME --addr 127.0.0.1:PORT";
+use tether_bench::{args, procfs, servers, tls};
+
+const USAGE: &str = "usage: bench-server --impl NAME --addr 127.0.0.1:PORT [--tls DIR]
+  --tls DIR  the TLS servers' certificate and key (cert.pem, key.pem in DIR;
+             made there, for 127.0.0.1, if missing)";
 
 fn main() {
     let a = args::Args::parse(USAGE, &[]);
@@ -11,9 +16,15 @@ fn main() {
         .required("addr", USAGE)
         .parse()
         .unwrap_or_else(|e| args::die(USAGE, &format!("--addr: {e}")));
+    let tls_dir = a.get("tls").map(PathBuf::from);
+    if let Some(dir) = &tls_dir {
+        if let Err(e) = tls::ensure_identity(dir) {
+            args::die("", &format!("--tls {}: {e}", dir.display()));
+        }
+    }
     // The idle-connection scenario holds 10,000 sockets.
     procfs::raise_nofile();
-    if let Err(e) = servers::run(&name, addr) {
+    if let Err(e) = servers::run(&name, addr, tls_dir.as_deref()) {
         args::die("", &format!("{name}: {e}"));
     }
 }

@@ -8,6 +8,7 @@ use tether_bench::args::{self, Args};
 use tether_bench::record::{json_array, json_string, Record};
 use tether_bench::servers::IMPLS;
 use tether_bench::suite::{report, scenarios, stats, Run, Runner, Scenario, Timing};
+use tether_bench::tls;
 
 const USAGE: &str = "usage: bench-suite [--quick] [--rounds N] [--warmup SECS] [--duration SECS]
     [--impls a,b,..] [--scenarios a,b,..] [--out DIR] [--no-micro] [--revision TEXT]
@@ -37,7 +38,19 @@ fn main() {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
-    let runner = Runner::new(&bin_dir);
+    let mut runner = Runner::new(&bin_dir);
+    // One certificate for every TLS server of the run, made now, in a
+    // directory of this run's own (removed when the runs are done).
+    let tls_dir = scenarios
+        .iter()
+        .any(|s| s.tls && !s.impls(&impls).is_empty())
+        .then(|| std::env::temp_dir().join(format!("tether-bench-tls-{}", std::process::id())));
+    if let Some(dir) = &tls_dir {
+        if let Err(e) = tls::ensure_identity(dir) {
+            args::die("", &format!("TLS certificate in {}: {e}", dir.display()));
+        }
+        runner = runner.with_tls(dir);
+    }
     let started = Instant::now();
 
     let micro = if a.switch("no-micro") {
@@ -68,6 +81,10 @@ fn main() {
                 });
             }
         }
+    }
+
+    if let Some(dir) = &tls_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     let summaries = stats::summarize(&runs);

@@ -5,6 +5,7 @@
 
 mod fastws;
 mod raw_tcp;
+mod raw_tls;
 mod soketto;
 mod tether;
 mod tokio_websockets;
@@ -13,6 +14,7 @@ mod tungstenite;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use ::tokio::net::TcpStream;
 
@@ -28,7 +30,24 @@ pub const IMPLS: &[&str] = &[
     "tokio-websockets",
     "soketto",
     "raw-tcp",
+    "tether-smol-tls",
+    "tether-tokio-tls",
+    "tungstenite-tls",
+    "raw-tls",
 ];
+
+/// The implementations that serve over TLS; only the TLS scenarios run
+/// them, and only them.
+pub const TLS_IMPLS: &[&str] = &[
+    "tether-smol-tls",
+    "tether-tokio-tls",
+    "tungstenite-tls",
+    "raw-tls",
+];
+
+/// The servers that echo bytes with no WebSocket (the load generator
+/// skips the upgrade for them).
+pub const RAW_IMPLS: &[&str] = &["raw-tcp", "raw-tls"];
 
 /// The implementations that speak permessage-deflate (raw TCP echoes the
 /// compressed frames: the floor for the same bytes on the wire).
@@ -51,8 +70,19 @@ pub const KEEPALIVE_IMPLS: &[&str] = &["tether-smol-keepalive", "tether-tokio-ke
 /// server is configured to accept it (libraries' defaults differ).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
-/// Runs the server `name` on `addr` until the process is killed.
-pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
+/// Runs the server `name` on `addr` until the process is killed. The TLS
+/// servers present the certificate and key in `tls_dir`
+/// ([`crate::tls::ensure_identity`]).
+pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<()> {
+    if TLS_IMPLS.contains(&name) {
+        let dir = tls_dir.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} needs --tls DIR"),
+            )
+        })?;
+        return run_tls(name, addr, dir);
+    }
     match name {
         "tether-smol" => serve_smol(addr, tether::echo_smol),
         "tether-smol-naive" => serve_smol(addr, tether::echo_smol_naive),
@@ -71,6 +101,41 @@ pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
                 IMPLS.join(", ")
             ),
         )),
+    }
+}
+
+/// The TLS servers. Each configuration is built once and lives as long as
+/// the process, as a server's would; tether's comes from its own
+/// `tls::server_config`, the others' from rustls's builder, both with
+/// rustls's ring provider and defaults.
+fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
+    let (cert, key) = crate::tls::read_identity(dir)?;
+    let tether_config = || -> io::Result<&'static _> {
+        let config = ::tether::tls::server_config(&cert, &key).map_err(io::Error::other)?;
+        Ok(&*Box::leak(Box::new(config)))
+    };
+    let acceptor = || -> io::Result<&'static _> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&cert, &key)?);
+        Ok(&*Box::leak(Box::new(acceptor)))
+    };
+    match name {
+        "tether-smol-tls" => {
+            let tls = tether_config()?;
+            serve_smol(addr, move |s| tether::echo_smol_tls(s, tls))
+        }
+        "tether-tokio-tls" => {
+            let tls = tether_config()?;
+            serve_tokio(addr, move |s| tether::echo_tokio_tls(s, tls))
+        }
+        "tungstenite-tls" => {
+            let tls = acceptor()?;
+            serve_tokio(addr, move |s| tungstenite::echo_tls(s, tls))
+        }
+        "raw-tls" => {
+            let tls = acceptor()?;
+            serve_tokio(addr, move |s| raw_tls::echo(s, tls))
+        }
+        other => unreachable!("{other} is in TLS_IMPLS"),
     }
 }
 

@@ -1,11 +1,12 @@
 //! tether on smol and on tokio, with the README's echo (split halves,
 //! `send_all`), and the naive loop (await `send` per message) for
-//! comparison.
+//! comparison; over TLS, `accept_tls_with` and the same echo.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tether::tls::rustls::ServerConfig;
 use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 
 /// Keepalive off: none of the other servers pings, and the load generator
@@ -64,6 +65,23 @@ pub async fn echo_smol_naive(stream: smol::net::TcpStream) {
 
 pub async fn echo_tokio(stream: tokio::net::TcpStream) {
     if let Ok(ws) = tether::tokio::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
+        echo(ws).await
+    }
+}
+
+/// `tls` comes from `tether::tls::server_config`, built once.
+pub async fn echo_smol_tls(stream: smol::net::TcpStream, tls: &'static Arc<ServerConfig>) {
+    let accepted =
+        tether::smol::accept_tls_with(stream, tls, &OPTIONS, |_| Ok(Default::default())).await;
+    if let Ok(ws) = accepted {
+        echo(ws).await
+    }
+}
+
+pub async fn echo_tokio_tls(stream: tokio::net::TcpStream, tls: &'static Arc<ServerConfig>) {
+    let accepted =
+        tether::tokio::accept_tls_with(stream, tls, &OPTIONS, |_| Ok(Default::default())).await;
+    if let Ok(ws) = accepted {
         echo(ws).await
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::record::Record;
 
 use super::scenarios::{human_size, Kind, Scenario};
-use super::stats::{self, Summary, OTHER_LIBS, RAW};
+use super::stats::{self, Summary, OTHER_LIBS, OTHER_TLS_LIBS, RAW_TLS};
 
 type Summaries = BTreeMap<(String, String), Summary>;
 
@@ -32,6 +32,7 @@ stream flushes queued frames whenever it is polled, so it writes once per messag
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.
 - **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
+- Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**: `tether::{smol,tokio}::accept_tls_with` with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
@@ -59,8 +60,13 @@ pub fn markdown(
          best of ",
     );
     md.push_str(&OTHER_LIBS.join(", "));
+    let _ = write!(
+        md,
+        " in that column (over TLS: {}, and the raw reference is {RAW_TLS})",
+        OTHER_TLS_LIBS.join(", ")
+    );
     md.push_str(
-        " in that column; server CPU is user + system time of the server process over \
+        "; server CPU is user + system time of the server process over \
          the measured window (the kernel's loopback receive work done in softirq context \
          is not part of it).\n\n",
     );
@@ -88,15 +94,17 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     let rt = s.is_round_trip();
     let _ = writeln!(md, "\n## {}\n", s.title);
     let unit = if rt { "round trips/s" } else { "msgs/s" };
+    let (libs, raw_name) = stats::references(s.tls);
+    let vs_raw = raw_label(s);
     let _ = writeln!(
         md,
         "| implementation | {unit} | MB/s | server CPU/msg | server CPU | p50 | p99 | \
-         {unit} vs best lib | vs raw TCP | CPU/msg vs best lib | vs raw TCP |"
+         {unit} vs best lib | {vs_raw} | CPU/msg vs best lib | {vs_raw} |"
     );
     md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-    let best_rate = stats::best_other(s.id, "msgs_per_s", summaries);
-    let best_cpu = stats::best_other(s.id, "cpu_ns_per_msg", summaries);
-    let raw = summaries.get(&(s.id.to_owned(), RAW.to_owned()));
+    let best_rate = stats::best_other(s.id, "msgs_per_s", libs, summaries);
+    let best_cpu = stats::best_other(s.id, "cpu_ns_per_msg", libs, summaries);
+    let raw = summaries.get(&(s.id.to_owned(), raw_name.to_owned()));
     for &name in impls {
         let Some(sum) = summaries.get(&(s.id.to_owned(), name.to_owned())) else {
             continue;
@@ -137,6 +145,44 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     if s.deflate {
         compression_line(md, s, impls, summaries);
     }
+    if s.tls {
+        negotiated_line(md, s, impls, summaries);
+    }
+}
+
+/// `vs raw TCP`, or `vs raw TLS` over TLS.
+fn raw_label(s: &Scenario) -> &'static str {
+    if s.tls {
+        "vs raw TLS"
+    } else {
+        "vs raw TCP"
+    }
+}
+
+/// What TLS each server negotiated with the load generator, so that a
+/// difference in cipher suite or key exchange cannot hide in the ratios.
+fn negotiated_line(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let mut per_impl = Vec::new();
+    for &name in impls {
+        let sum = summaries.get(&(s.id.to_owned(), name.to_owned()));
+        if let Some(seen) = sum.and_then(|sum| sum.texts.get("tls")) {
+            let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+            per_impl.push((name, seen.join("; ")));
+        }
+    }
+    let Some((_, first)) = per_impl.first() else {
+        return;
+    };
+    if per_impl.iter().all(|(_, t)| t == first) {
+        let _ = writeln!(md, "\nNegotiated by every server: {first}.");
+    } else {
+        let list: Vec<String> = per_impl.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let _ = writeln!(
+            md,
+            "\n**Not the same TLS for every server**: {}.",
+            list.join("; ")
+        );
+    }
 }
 
 /// What each server's permessage-deflate made of a message: bytes it sent
@@ -163,24 +209,43 @@ fn compression_line(md: &mut String, s: &Scenario, impls: &[&str], summaries: &S
 }
 
 fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
-    let _ = writeln!(md, "\n## Resident memory per idle connection\n");
+    if s.tls {
+        let _ = writeln!(md, "\n## Resident memory per idle TLS connection\n");
+        let _ = writeln!(
+            md,
+            "{} connections (not 10,000: the load generator runs the TLS handshakes one \
+             after another), each after the TLS handshake, the upgrade and one {} round \
+             trip, then held open as in the plain scenario; the server's VmRSS then minus \
+             before, divided by their number. Includes each connection's rustls state; \
+             one-time costs (the server's session cache, at most 256 entries) are spread \
+             over the connections. No keepalive rows: keepalive is tested in the plain \
+             scenario.\n",
+            s.connections,
+            human_size(s.size)
+        );
+    } else {
+        let _ = writeln!(md, "\n## Resident memory per idle connection\n");
+        let _ = writeln!(
+            md,
+            "{} connections, each after the upgrade and one {} round trip, then held \
+             open (the load generator answering pings) until keepalive servers have pinged \
+             each at least once; the server's VmRSS then minus before, divided by their \
+             number. Only the `-keepalive` rows ping: the other libraries have no built-in \
+             keepalive.\n",
+            s.connections,
+            human_size(s.size)
+        );
+    }
     let _ = writeln!(
         md,
-        "{} connections, each after the upgrade and one {} round trip, then held \
-         open (the load generator answering pings) until keepalive servers have pinged \
-         each at least once; the server's VmRSS then minus before, divided by their \
-         number. Only the `-keepalive` rows ping: the other libraries have no built-in \
-         keepalive.\n",
-        s.connections,
-        human_size(s.size)
-    );
-    md.push_str(
-        "| implementation | bytes per connection | vs best lib | vs raw TCP | pings per connection |\n",
+        "| implementation | bytes per connection | vs best lib | {} | pings per connection |",
+        raw_label(s)
     );
     md.push_str("|---|--:|--:|--:|--:|\n");
-    let best = stats::best_other(s.id, "bytes_per_conn", summaries);
+    let (libs, raw_name) = stats::references(s.tls);
+    let best = stats::best_other(s.id, "bytes_per_conn", libs, summaries);
     let raw = summaries
-        .get(&(s.id.to_owned(), RAW.to_owned()))
+        .get(&(s.id.to_owned(), raw_name.to_owned()))
         .and_then(|r| r.get("bytes_per_conn"));
     for &name in impls {
         let Some(sum) = summaries.get(&(s.id.to_owned(), name.to_owned())) else {
@@ -204,6 +269,9 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     }
     if let Some((b, _)) = best {
         let _ = writeln!(md, "\nbest lib: **{b}**.");
+    }
+    if s.tls {
+        negotiated_line(md, s, impls, summaries);
     }
 }
 

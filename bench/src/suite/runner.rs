@@ -21,6 +21,9 @@ pub struct Runner {
     bin_dir: PathBuf,
     /// Whether `taskset` is there to pin processes.
     pin: bool,
+    /// The certificate and key of the TLS scenarios (`--tls DIR` of
+    /// server and load generator).
+    tls_dir: Option<PathBuf>,
 }
 
 impl Runner {
@@ -38,7 +41,15 @@ impl Runner {
         Self {
             bin_dir: bin_dir.to_owned(),
             pin,
+            tls_dir: None,
         }
+    }
+
+    /// Runs the TLS scenarios with the certificate and key in `dir`
+    /// ([`crate::tls::ensure_identity`]), the same for every server.
+    pub fn with_tls(mut self, dir: &Path) -> Self {
+        self.tls_dir = Some(dir.to_owned());
+        self
     }
 
     /// Whether processes are pinned to cores.
@@ -75,13 +86,19 @@ impl Runner {
     /// One run of `name` under `scenario`.
     pub fn run(&self, name: &str, scenario: &Scenario, timing: Timing) -> Result<Record, String> {
         let addr = format!("127.0.0.1:{}", free_port()?);
+        let tls = match (&self.tls_dir, scenario.tls) {
+            (Some(dir), true) => vec!["--tls".as_ref(), dir.as_os_str()],
+            (None, true) => return Err("no certificate for the TLS scenarios".into()),
+            (_, false) => vec![],
+        };
         let mut server = self
             .command("bench-server", SERVER_CORE)
             .args(["--impl", name, "--addr", &addr])
+            .args(&tls)
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("bench-server: {e}"))?;
-        let result = self.load_against(&mut server, name, scenario, timing, &addr);
+        let result = self.load_against(&mut server, name, scenario, timing, &addr, &tls);
         // Still running means it survived the run; either way it goes now.
         let crashed = server.try_wait().ok().flatten();
         let _ = server.kill();
@@ -99,6 +116,7 @@ impl Runner {
         scenario: &Scenario,
         timing: Timing,
         addr: &str,
+        tls: &[&std::ffi::OsStr],
     ) -> Result<Record, String> {
         wait_listening(server, Duration::from_secs(10))?;
         let mut cmd = self.command("bench-load", LOAD_CORE);
@@ -108,7 +126,8 @@ impl Runner {
             .args(["--size", &scenario.size.to_string()])
             .args(["--warmup", &timing.warmup.as_secs_f64().to_string()])
             .args(["--duration", &timing.duration.as_secs_f64().to_string()]);
-        if name == "raw-tcp" {
+        cmd.args(tls);
+        if crate::servers::RAW_IMPLS.contains(&name) {
             cmd.arg("--raw");
         }
         if scenario.kind == Kind::Idle {

@@ -22,6 +22,9 @@ pub struct Scenario {
     pub size: usize,
     /// permessage-deflate negotiated, JSON-like text sent compressed.
     pub deflate: bool,
+    /// Over TLS: run against the TLS servers only, compared with
+    /// tungstenite-tls and raw-tls.
+    pub tls: bool,
 }
 
 /// How long each run lasts.
@@ -45,6 +48,16 @@ impl Scenario {
             in_flight,
             size,
             deflate: false,
+            tls: false,
+        }
+    }
+
+    fn tls_echo(id: &'static str, connections: usize, in_flight: usize, size: usize) -> Self {
+        let plain = Self::echo(id, connections, in_flight, size);
+        Self {
+            title: format!("TLS: {}", plain.title),
+            tls: true,
+            ..plain
         }
     }
 
@@ -64,6 +77,7 @@ impl Scenario {
     pub fn impls<'a>(&self, all: &[&'a str]) -> Vec<&'a str> {
         all.iter()
             .copied()
+            .filter(|i| self.tls == crate::servers::TLS_IMPLS.contains(i))
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .collect()
@@ -78,6 +92,16 @@ impl Scenario {
             in_flight: 1,
             size: 32,
             deflate: false,
+            tls: false,
+        }
+    }
+
+    fn tls_idle(connections: usize) -> Self {
+        Self {
+            id: "tls-idle",
+            title: format!("resident memory per idle TLS connection, {connections} connections"),
+            tls: true,
+            ..Self::idle(connections)
         }
     }
 
@@ -89,6 +113,8 @@ impl Scenario {
 }
 
 /// Every scenario; `quick` uses fewer connections for the CI smoke run.
+/// `tls-idle` opens 2,000 connections, not 10,000: the load generator
+/// makes them one after another, about 2 ms a TLS handshake.
 pub fn all(quick: bool) -> Vec<Scenario> {
     let c = |full: usize, small: usize| if quick { small } else { full };
     vec![
@@ -100,6 +126,10 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::echo("echo-16m", 1, 1, 16 << 20),
         Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
         Scenario::idle(c(10_000, 1_000)),
+        Scenario::tls_echo("tls-echo-64", c(64, 16), 16, 64),
+        Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
+        Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),
+        Scenario::tls_idle(c(2_000, 500)),
     ]
 }
 

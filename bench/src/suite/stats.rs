@@ -1,6 +1,6 @@
 //! Medians over rounds and the ratios the report shows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Run;
 
@@ -14,6 +14,23 @@ pub const OTHER_LIBS: &[&str] = &[
 
 /// The reference ceiling.
 pub const RAW: &str = "raw-tcp";
+
+/// The library tether is compared with over TLS: the fastest of
+/// `OTHER_LIBS` at 64 B and 1 KiB on plain TCP, and the one most servers
+/// run, over tokio-rustls.
+pub const OTHER_TLS_LIBS: &[&str] = &["tungstenite-tls"];
+
+/// The reference ceiling over TLS: tokio-rustls echoing bytes.
+pub const RAW_TLS: &str = "raw-tls";
+
+/// The libraries and the raw echo a scenario's ratios are against.
+pub fn references(tls: bool) -> (&'static [&'static str], &'static str) {
+    if tls {
+        (OTHER_TLS_LIBS, RAW_TLS)
+    } else {
+        (OTHER_LIBS, RAW)
+    }
+}
 
 /// Metrics where less is better; every other one is more-is-better.
 const LOWER_IS_BETTER: &[&str] = &[
@@ -37,12 +54,18 @@ pub const METRICS: &[&str] = &[
     "wire_bytes_per_msg",
 ];
 
+/// Every text a run may report that the report shows: what TLS
+/// negotiated.
+pub const TEXTS: &[&str] = &["tls"];
+
 /// The medians of one implementation in one scenario.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub runs: usize,
     pub errors: Vec<String>,
     pub medians: BTreeMap<&'static str, f64>,
+    /// The distinct values of each of [`TEXTS`] over the runs.
+    pub texts: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
 impl Summary {
@@ -70,6 +93,11 @@ pub fn summarize(runs: &[Run]) -> BTreeMap<(String, String), Summary> {
         for &m in METRICS {
             if let Some(v) = result.get(m) {
                 values.entry(m).or_default().push(v);
+            }
+        }
+        for &t in TEXTS {
+            if let Some(v) = result.get_text(t) {
+                summary.texts.entry(t).or_default().insert(v.to_owned());
             }
         }
     }
@@ -108,16 +136,16 @@ pub fn ratio(metric: &str, value: f64, reference: f64) -> Option<f64> {
     r.is_finite().then_some(r)
 }
 
-/// The best of the other libraries in `metric` for one scenario: its name
-/// and value.
+/// The best of the other libraries `libs` in `metric` for one scenario:
+/// its name and value.
 pub fn best_other<'a>(
     scenario: &str,
     metric: &str,
+    libs: &[&str],
     summaries: &'a BTreeMap<(String, String), Summary>,
 ) -> Option<(&'a str, f64)> {
     let lower = LOWER_IS_BETTER.contains(&metric);
-    OTHER_LIBS
-        .iter()
+    libs.iter()
         .filter_map(|lib| {
             let (key, s) = summaries.get_key_value(&(scenario.to_owned(), (*lib).to_owned()))?;
             Some((key.1.as_str(), s.get(metric)?))
@@ -164,14 +192,29 @@ mod tests {
         let fw = &s[&("s".into(), "fastwebsockets".into())];
         assert_eq!((fw.runs, fw.get("msgs_per_s")), (3, Some(2.0)));
         assert_eq!(
-            best_other("s", "msgs_per_s", &s),
+            best_other("s", "msgs_per_s", OTHER_LIBS, &s),
             Some(("tokio-websockets", 4.0))
         );
         assert_eq!(
-            best_other("s", "cpu_ns_per_msg", &s),
+            best_other("s", "cpu_ns_per_msg", OTHER_LIBS, &s),
             Some(("fastwebsockets", 20.0))
         );
         assert_eq!(ratio("cpu_ns_per_msg", 10.0, 20.0), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        // The TLS references leave the plain libraries out.
+        assert_eq!(best_other("s", "msgs_per_s", references(true).0, &s), None);
+    }
+
+    #[test]
+    fn distinct_texts() {
+        let tls = |round, t: &str| Run {
+            scenario: "s",
+            implementation: "raw-tls".into(),
+            round,
+            outcome: Ok(Record::new().num("msgs_per_s", 1.0).text("tls", t)),
+        };
+        let s = summarize(&[tls(1, "a"), tls(2, "a"), tls(3, "b")]);
+        let texts = &s[&("s".into(), "raw-tls".into())].texts["tls"];
+        assert_eq!(texts.iter().collect::<Vec<_>>(), ["a", "b"]);
     }
 }

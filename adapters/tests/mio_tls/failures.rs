@@ -134,6 +134,38 @@ fn mutual_tls_refuses_no_certificate_and_one_from_another_ca() {
     assert_eq!(tls_failure(&client), TlsErrorKind::CertificateRefused);
 }
 
+/// The server's refusal of the upgrade goes out through TLS, then
+/// close_notify: the client reads the status.
+#[test]
+fn a_refusal_reaches_the_client_through_tls() {
+    let ca = Ca::new("CA");
+    let mut driver = Driver::new().expect("driver");
+    let addr = driver
+        .listen_tls_with(
+            "127.0.0.1:0",
+            server_tls(&ca, &["127.0.0.1"]),
+            server_options(),
+            |_| {
+                let refusal = tether::http::Response::builder()
+                    .status(403)
+                    .body(tether::Bytes::from_static(b"not you"))
+                    .expect("response");
+                Err(Box::new(refusal))
+            },
+        )
+        .expect("listen");
+    let client = driver
+        .connect_with(&format!("wss://{addr}/"), client_options(trusting(&ca)))
+        .expect("connect");
+    let log = echo_session(&mut driver, client, &[], 1);
+    let events = &log[&client];
+    assert!(
+        matches!(errors(events)[..], [e] if e.http_status() == Some(403)),
+        "{events:?}"
+    );
+    assert!(matches!(events.last(), Some(Seen::Closed)));
+}
+
 /// A `wss://` client at a plain `ws://` server: the server's HTTP 400 is
 /// no TLS record.
 #[test]

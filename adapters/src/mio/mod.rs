@@ -80,12 +80,16 @@
 //! let client = driver.connect_with(&url, ClientOptions::default().with_tls(client_tls))?;
 //! loop {
 //!     driver.poll_with(None, |conns, id, event| match event {
-//!         Event::Open if id == client => drop(conns.send(id, Message::text("hi"))),
+//!         Event::Open if id == client => {
+//!             let _ = conns.send(id, Message::text("hi"));
+//!         }
 //!         Event::Message(m) if id == client => {
 //!             println!("{m:?}");
 //!             let _ = conns.close(id, CloseCode::NORMAL, "done");
 //!         }
-//!         Event::Message(m) => drop(conns.send(id, m)), // the server echoes
+//!         Event::Message(m) => {
+//!             let _ = conns.send(id, m); // the server side echoes
+//!         }
 //!         _ => {}
 //!     })?;
 //! }

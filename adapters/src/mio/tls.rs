@@ -24,7 +24,7 @@ mod on {
     use mio::net::TcpStream;
     use rustls::{Connection, ServerConfig, ServerConnection};
 
-    use super::super::conn::{Acceptor, Decide, Phase};
+    use super::super::conn::{Acceptor, Decide};
     use super::super::service::would_block;
     use super::super::{ConnectionId, ConnectionSet};
     use crate::tls::ClientTls;
@@ -299,12 +299,7 @@ mod on {
         /// SNI, the protocol version); `None` for one over plain TCP, and
         /// for a client still in its proxy tunnel.
         pub fn tls(&self, id: ConnectionId) -> Option<&Connection> {
-            let c = self.get_ref(id)?;
-            match (&c.io.tls, &c.phase) {
-                (Some(tls), _) => Some(tls.connection()),
-                (None, Phase::Client(hs)) => hs.tls.as_deref().map(TlsSession::connection),
-                _ => None,
-            }
+            Some(self.get_ref(id)?.io.tls.as_deref()?.connection())
         }
     }
 }

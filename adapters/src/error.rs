@@ -20,9 +20,9 @@ pub enum Error {
     /// failure, or its attempts ran out.
     NotRetried(tether_core::backoff::Failure),
     /// A `wss://` URL, and this build of tether cannot open TLS (feature
-    /// `rustls` is off, or the mio driver, which has no TLS): connect a
-    /// TLS stream yourself and run the handshake over it with the
-    /// runtime's `client` function. Never sent in plain text instead.
+    /// `rustls` is off): enable it, or connect a TLS stream yourself and
+    /// run the handshake over it with the runtime's `client` function.
+    /// Never sent in plain text instead.
     TlsUnavailable,
     /// TLS failed: a certificate refused on either side, an alert from
     /// the peer, unusable settings ([`TlsError::kind`] says which).
@@ -93,7 +93,7 @@ impl fmt::Display for Error {
             Self::Chunked => f.write_str("message arrives in chunks: read it with next_chunk"),
             Self::NotRetried(failure) => write!(f, "not reconnecting: {failure}"),
             Self::TlsUnavailable => f.write_str(
-                "wss:// needs TLS, which this build of tether cannot open (enable feature `rustls`; the mio driver has none): connect a TLS stream and run the handshake over it with `client`",
+                "wss:// needs TLS, which this build of tether cannot open: enable feature `rustls`, or connect a TLS stream and run the handshake over it with `client`",
             ),
             Self::Tls(e) => e.fmt(f),
         }

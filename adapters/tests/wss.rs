@@ -1,9 +1,9 @@
 //! A `wss://` URL is never served in plain text: where TLS cannot be opened
-//! (smol and tokio built without `rustls`; the mio driver always), every
-//! way to open a client connection fails with `Error::TlsUnavailable` and
-//! no TCP connection reaches the port (before, it connected in plain
-//! text, to port 80 when the URL had no port). With `rustls`, smol and
-//! tokio open TLS instead: `tests/tls`.
+//! (a build without `rustls`), every way to open a client connection
+//! fails with `Error::TlsUnavailable` and no TCP connection reaches the
+//! port (before, it connected in plain text, to port 80 when the URL had
+//! no port). With `rustls`, smol and tokio open TLS instead
+//! (`tests/tls`), and so does the mio loop (`tests/mio_tls`).
 
 #![cfg(any(feature = "smol", feature = "tokio", feature = "mio"))]
 #![allow(dead_code, unused_imports)]
@@ -72,8 +72,7 @@ fn the_reconnector_and_the_pool_do_not_retry_wss_in_plain_text() {
     port.check();
 }
 
-/// Whatever the features: the mio loop has no TLS.
-#[cfg(feature = "mio")]
+#[cfg(all(feature = "mio", not(feature = "rustls")))]
 #[test]
 fn mio_refuses_wss_without_tls() {
     let (port, url) = Untouched::new();

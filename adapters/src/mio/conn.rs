@@ -7,6 +7,8 @@ use super::*;
 pub(super) struct Acceptor {
     pub(super) options: ServerOptions,
     pub(super) hook: Hook,
+    /// TLS for every connection it accepts.
+    pub(super) tls: Option<ServerTls>,
 }
 
 pub(super) enum Decide {
@@ -22,6 +24,9 @@ pub(super) struct ClientHs {
     pub(super) connected: bool,
     /// The proxy exchange, until the tunnel is open.
     pub(super) tunnel: Option<super::proxy::Tunnel>,
+    /// TLS for a `wss://` URL, moved onto the socket once the tunnel (if
+    /// any) is open.
+    pub(super) tls: Option<Box<TlsSession>>,
 }
 
 pub(super) struct ServerHs {
@@ -47,6 +52,9 @@ pub(super) enum Phase {
 /// The socket, with what is known of its readiness.
 pub(super) struct Socket {
     pub(super) stream: TcpStream,
+    /// TLS over the stream, once it runs: what is read and written below
+    /// is then plaintext.
+    pub(super) tls: Option<Box<TlsSession>>,
     /// Handshake bytes to write before anything from the core.
     pub(super) head: Vec<u8>,
     pub(super) head_pos: usize,
@@ -55,6 +63,9 @@ pub(super) struct Socket {
     /// after a short read.
     pub(super) hup: bool,
     pub(super) writable: bool,
+    /// Set once the connection is over: what is left to write goes out by
+    /// then or is given up.
+    pub(super) linger: Option<Instant>,
 }
 
 /// What a readiness event says.
@@ -83,7 +94,10 @@ impl Conn {
                 None => c.hs.poll_timeout(),
             }),
             Phase::Server(s) => Some(s.hs.poll_timeout()),
-            Phase::Open(conn) => conn.poll_timeout(),
+            Phase::Open(conn) => match (conn.poll_timeout(), self.io.linger()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             Phase::Ending(at) => Some(*at),
         }
     }
@@ -94,10 +108,9 @@ impl Conn {
 
     /// Whether the socket can be closed.
     pub(super) fn is_done(&self) -> bool {
-        let head_done = self.io.head_pos >= self.io.head.len();
         match &self.phase {
-            Phase::Open(conn) => head_done && conn.can_close_transport(),
-            Phase::Ending(_) => head_done,
+            Phase::Open(conn) => conn.can_close_transport() && self.io.is_drained(),
+            Phase::Ending(_) => self.io.is_drained(),
             _ => false,
         }
     }
@@ -171,29 +184,38 @@ impl Conn {
     }
 
     /// Writes the handshake bytes, then what the core has queued, until
-    /// done or the socket would block.
-    pub(super) fn write(&mut self) -> io::Result<()> {
+    /// done or the socket would block; once the core is done with the
+    /// socket, ends TLS on it.
+    pub(super) fn write(&mut self, now: Instant) -> io::Result<()> {
         let conn = match &mut self.phase {
             Phase::Open(conn) => conn,
-            Phase::Ending(_) => return self.io.write_head().map(drop),
+            Phase::Ending(at) => {
+                if self.io.write_head()? {
+                    self.io.end(*at);
+                }
+                return Ok(());
+            }
             _ => return Ok(()),
         };
-        if !self.io.write_head()? {
-            return Ok(());
-        }
-        while self.io.writable {
+        let mut more = self.io.write_head()?;
+        while more {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let n = conn.poll_transmit(&mut iov);
             if n == 0 {
                 break;
             }
-            match self.io.stream.write_vectored(&iov[..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => conn.advance_transmit(k),
-                Err(e) if would_block(&e) => self.io.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            match self.io.write(&iov[..n])? {
+                Some(k) => conn.advance_transmit(k),
+                None => more = false,
             }
+            more &= self.io.writable;
+        }
+        if conn.can_close_transport() {
+            // What is left below the core (rustls's records) is bounded
+            // like the core's queue was: by the close timeout.
+            let close_timeout = conn.config().close_timeout;
+            self.io
+                .end(tether_core::time::deadline_after(now, close_timeout));
         }
         Ok(())
     }
@@ -233,6 +255,12 @@ pub(super) fn client_step(
         }
         c.tunnel = None;
     }
+    if let Some(tls) = c.tls.take() {
+        io.tls = Some(tls);
+    }
+    if !io.tls_handshake()? {
+        return Ok(None);
+    }
     if !io.write_head()? {
         return Ok(None);
     }
@@ -247,14 +275,18 @@ pub(super) fn client_step(
     Ok(None)
 }
 
-/// Reads the request, asks the application, queues the response in
-/// `head`: `Some(subprotocol)` once accepted.
+/// Runs TLS's handshake if the listener has TLS, reads the request, asks
+/// the application, queues the response in `head`: `Some(subprotocol)`
+/// once accepted.
 pub(super) fn server_step(
     io: &mut Socket,
     s: &mut ServerHs,
     scratch: &mut [u8],
     acceptors: &mut [Acceptor],
 ) -> Result<Option<Option<String>>, Error> {
+    if !io.tls_handshake()? {
+        return Ok(None);
+    }
     let answer = loop {
         let Some(n) = io.read(scratch)? else {
             return Ok(None);
@@ -280,9 +312,84 @@ pub(super) fn server_step(
     Ok(Some(answer.result?))
 }
 
+/// Each operation in one `match`: plain TCP here, or TLS (`tls.rs`).
 impl Socket {
     /// One read: `None` when it would block (or readiness is not known).
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.tls {
+            None => self.read_tcp(buf),
+            Some(ref mut tls) => tls.read(
+                &mut self.stream,
+                &mut self.readable,
+                &mut self.writable,
+                buf,
+            ),
+        }
+    }
+
+    /// One write of `bufs`: how much was taken, `None` when the socket
+    /// takes nothing now.
+    pub(super) fn write(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
+        match self.tls {
+            None => self.write_tcp(bufs),
+            Some(ref mut tls) => tls.write(&mut self.stream, &mut self.writable, bufs),
+        }
+    }
+
+    /// Writes what TLS holds: true once nothing is left.
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
+        match self.tls {
+            None => Ok(true),
+            Some(ref mut tls) => tls.flush(&mut self.stream, &mut self.writable),
+        }
+    }
+
+    /// Advances TLS's handshake: true once it is over, or with no TLS.
+    pub(super) fn tls_handshake(&mut self) -> io::Result<bool> {
+        match self.tls {
+            None => Ok(true),
+            Some(ref mut tls) => {
+                tls.handshake(&mut self.stream, &mut self.readable, &mut self.writable)
+            }
+        }
+    }
+
+    /// Nothing is left to write: `head` is out, and TLS, if any, is ended
+    /// and flushed.
+    pub(super) fn is_drained(&self) -> bool {
+        self.head_pos >= self.head.len() && self.tls.as_ref().map_or(true, |t| t.is_drained())
+    }
+
+    /// The connection is over: what is left goes out by `linger` or is
+    /// given up, TLS's close_notify last (once `head` is handed over). A
+    /// write error now has nobody to go to: everything is given up.
+    pub(super) fn end(&mut self, linger: Instant) {
+        self.linger.get_or_insert(linger);
+        if self.head_pos < self.head.len() {
+            return;
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.end();
+            if tls.flush(&mut self.stream, &mut self.writable).is_err() {
+                self.abandon();
+            }
+        }
+    }
+
+    /// When to give up on what is left to write once the connection is
+    /// over.
+    pub(super) fn linger(&self) -> Option<Instant> {
+        self.linger.filter(|_| !self.is_drained())
+    }
+
+    /// Gives up on everything not written yet (a peer that does not read).
+    pub(super) fn abandon(&mut self) {
+        self.head.clear();
+        self.head_pos = 0;
+        self.tls = None;
+    }
+
+    fn read_tcp(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         while self.readable {
             match self.stream.read(buf) {
                 Ok(n) => {
@@ -299,24 +406,34 @@ impl Socket {
         Ok(None)
     }
 
-    /// Writes `head`; true once all of it is out.
-    pub(super) fn write_head(&mut self) -> io::Result<bool> {
-        while self.head_pos < self.head.len() {
-            if !self.writable {
-                return Ok(false);
-            }
-            match self.stream.write(&self.head[self.head_pos..]) {
+    fn write_tcp(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<Option<usize>> {
+        while self.writable {
+            match self.stream.write_vectored(bufs) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.head_pos += n,
+                Ok(n) => return Ok(Some(n)),
                 Err(e) if would_block(&e) => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `head`, and what TLS holds; true once all of it is out.
+    pub(super) fn write_head(&mut self) -> io::Result<bool> {
+        while self.head_pos < self.head.len() {
+            let head = std::mem::take(&mut self.head);
+            let written = self.write(&[IoSlice::new(&head[self.head_pos..])]);
+            self.head = head;
+            match written? {
+                Some(n) => self.head_pos += n,
+                None => return Ok(false),
             }
         }
         if !self.head.is_empty() {
             self.head = Vec::new();
             self.head_pos = 0;
         }
-        Ok(true)
+        self.flush()
     }
 }

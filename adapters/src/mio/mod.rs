@@ -50,6 +50,52 @@
 //! default the environment's: see [`crate::proxy`]): the loop runs the
 //! core's sans-IO proxy exchange on the socket, then the WebSocket
 //! handshake through the tunnel, all within the one handshake deadline.
+//!
+//! TLS (feature `rustls`): [`connect`](ConnectionSet::connect) takes
+//! `wss://` URLs, with the options smol and tokio take
+//! (`ClientOptions::tls`, or `tls::default_client_config()`), the URL's
+//! host as the server name, ALPN `http/1.1` and port 443 by default;
+//! `listen_tls` and `accept_tls` serve it with a `rustls::ServerConfig`
+//! (which asks for client certificates if built to), and `tls(id)` shows
+//! a connection's session (peer certificates, ALPN, SNI). The loop drives rustls's own sans-IO connection: it feeds it the
+//! socket's bytes when readable, takes plaintext for the core, and writes
+//! its records while the socket takes them. The layers run in order (TCP,
+//! proxy tunnel, TLS, WebSocket handshake) within the one handshake
+//! deadline, so a peer stalled in any of them is dropped then; a failed
+//! TLS handshake is an [`Error::Tls`](crate::Error::Tls) event.
+//!
+//! ```no_run
+//! # #[cfg(feature = "rustls")]
+//! # fn main() -> Result<(), tether::Error> {
+//! use tether::mio::{Driver, Event};
+//! use tether::{ClientOptions, CloseCode, Message};
+//!
+//! let read = |path| std::fs::read(path);
+//! let server_tls = tether::tls::server_config(&read("cert.pem")?, &read("key.pem")?)?;
+//! let client_tls = tether::tls::client_config(&read("ca.pem")?)?;
+//!
+//! let mut driver = Driver::new()?;
+//! let addr = driver.listen_tls("127.0.0.1:0", server_tls)?;
+//! let url = format!("wss://localhost:{}/", addr.port());
+//! let client = driver.connect_with(&url, ClientOptions::default().with_tls(client_tls))?;
+//! loop {
+//!     driver.poll_with(None, |conns, id, event| match event {
+//!         Event::Open if id == client => {
+//!             let _ = conns.send(id, Message::text("hi"));
+//!         }
+//!         Event::Message(m) if id == client => {
+//!             println!("{m:?}");
+//!             let _ = conns.close(id, CloseCode::NORMAL, "done");
+//!         }
+//!         Event::Message(m) => {
+//!             let _ = conns.send(id, m); // the server side echoes
+//!         }
+//!         _ => {}
+//!     })?;
+//! }
+//! # }
+//! # #[cfg(not(feature = "rustls"))] fn main() {}
+//! ```
 
 mod conn;
 mod proxy;
@@ -57,6 +103,7 @@ mod service;
 mod set;
 mod slab;
 mod timers;
+mod tls;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -83,6 +130,7 @@ use crate::socket::bind_listener;
 use conn::*;
 use service::would_block;
 use slab::*;
+use tls::{ServerTls, TlsSession};
 
 /// Slices handed to one vectored write.
 const MAX_IOV: usize = 64;

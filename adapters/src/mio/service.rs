@@ -54,7 +54,9 @@ impl ConnectionSet {
                     // its handshake then fails on its own.
                     let _ = self.socket.apply(&stream);
                     let options = self.acceptors[acceptor].options.clone();
-                    if let Err(e) = self.add_server(stream, &options, Decide::Listener(acceptor)) {
+                    let tls = self.acceptors[acceptor].tls.clone();
+                    let decide = Decide::Listener(acceptor);
+                    if let Err(e) = self.add_server(stream, &options, decide, tls.as_ref()) {
                         self.accept_error = Some(e);
                     }
                 }
@@ -112,7 +114,7 @@ impl ConnectionSet {
         let Some(c) = get(&mut self.slots, id) else {
             return;
         };
-        if let Err(e) = c.write() {
+        if let Err(e) = c.write(now) {
             return self.fail(id, e, h);
         }
         if c.want_writable {
@@ -171,7 +173,8 @@ impl ConnectionSet {
         self.deliver(id, true, h);
         if get(&mut self.slots, id).is_some() {
             self.remove_slot(id.index);
-            h(self, id, Event::Error(Error::Io(e)));
+            // A TLS failure comes wrapped: `from` finds it (`Error::Tls`).
+            h(self, id, Event::Error(Error::from(e)));
             h(self, id, Event::Closed);
         }
     }

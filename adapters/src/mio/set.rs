@@ -3,6 +3,7 @@
 use tether_core::proxy::{Host, ProxyHandshake};
 
 use super::*;
+use crate::tls::ClientTls;
 
 /// The first address of `host` (the system resolver, which blocks).
 fn resolve(host: &Host, port: u16) -> io::Result<SocketAddr> {
@@ -31,16 +32,27 @@ impl ConnectionSet {
         options: ServerOptions,
         hook: impl FnMut(&http::Request<()>) -> Decision + Send + 'static,
     ) -> io::Result<SocketAddr> {
+        let acceptor = Acceptor {
+            options,
+            hook: Box::new(hook),
+            tls: None,
+        };
+        self.bind(addr, acceptor)
+    }
+
+    /// Binds a listener whose connections `acceptor` sets up.
+    pub(super) fn bind(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        acceptor: Acceptor,
+    ) -> io::Result<SocketAddr> {
         let addr = addr
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
         let listener = TcpListener::from_std(bind_listener(addr)?);
         let local = listener.local_addr()?;
-        self.acceptors.push(Acceptor {
-            options,
-            hook: Box::new(hook),
-        });
+        self.acceptors.push(acceptor);
         let index = self.insert(Entry::Listener(listener, self.acceptors.len() - 1));
         if let Entry::Listener(l, _) = &mut self.slots[index as usize].entry {
             if let Err(e) = self
@@ -90,27 +102,32 @@ impl ConnectionSet {
     ) -> io::Result<ConnectionId> {
         stream.set_nonblocking(true)?;
         let decide = Decide::Once(Some(Box::new(decide)));
-        self.add_server(TcpStream::from_std(stream), options, decide)
+        self.add_server(TcpStream::from_std(stream), options, decide, None)
     }
 
-    /// Opens a client connection to a `ws://` URL with default options.
-    /// The id is valid at once; [`Event::Open`] or an [`Event::Error`]
-    /// follows.
+    /// Opens a client connection to a `ws://` URL (or `wss://`, with
+    /// feature `rustls`) with default options. The id is valid at once;
+    /// [`Event::Open`] or an [`Event::Error`] follows.
     pub fn connect(&mut self, url: &str) -> Result<ConnectionId, Error> {
         self.connect_with(url, ClientOptions::default())
     }
 
     /// Opens a client connection, through the proxy `options.proxy`
-    /// chooses. The handshake deadline (`options.limits.timeout`) covers
-    /// the TCP connect and the proxy exchange too.
+    /// chooses, over TLS for `wss://` (with `options.tls`, or the default
+    /// configuration; port 443 unless the URL says). The handshake
+    /// deadline (`options.limits.timeout`) covers the TCP connect, the
+    /// proxy exchange and the TLS handshake too. A TLS failure is an
+    /// [`Error::Tls`] event; without feature `rustls` a `wss://` URL is
+    /// refused here with [`Error::TlsUnavailable`].
     pub fn connect_with(
         &mut self,
         url: &str,
         options: ClientOptions,
     ) -> Result<ConnectionId, Error> {
         let request = crate::client_request(url, &options)?;
-        // No TLS on this loop yet: a wss:// request is refused.
-        let (host, port) = crate::target(&request, false)?;
+        let tls = ClientTls::prepare(&request, &options)?;
+        let (host, port) = crate::target(&request, tls.is_some())?;
+        let tls = tls.map(TlsSession::client).transpose()?;
         let proxy = options.proxy.choose(request.secure, &host, port)?;
         let mut rng = os_rng();
         let now = Instant::now();
@@ -138,8 +155,9 @@ impl ConnectionSet {
             socket: options.socket,
             connected: false,
             tunnel,
+            tls,
         }));
-        Ok(self.add_conn(stream, phase, head, false)?)
+        Ok(self.add_conn(stream, phase, head, false, None)?)
     }
 
     pub(super) fn add_server(
@@ -147,7 +165,9 @@ impl ConnectionSet {
         stream: TcpStream,
         options: &ServerOptions,
         decide: Decide,
+        tls: Option<&ServerTls>,
     ) -> io::Result<ConnectionId> {
+        let tls = tls.map(TlsSession::server).transpose()?;
         let hs = ServerHandshake::new(options.limits.clone(), Instant::now());
         #[cfg(feature = "deflate")]
         let hs = hs.with_deflate(options.deflate.clone());
@@ -157,7 +177,7 @@ impl ConnectionSet {
             decide,
         }));
         // The request has probably arrived already: read it on the next pass.
-        self.add_conn(stream, phase, Vec::new(), true)
+        self.add_conn(stream, phase, Vec::new(), true, tls)
     }
 
     pub(super) fn add_conn(
@@ -166,15 +186,18 @@ impl ConnectionSet {
         phase: Phase,
         head: Vec<u8>,
         ready: bool,
+        tls: Option<Box<TlsSession>>,
     ) -> io::Result<ConnectionId> {
         let conn = Conn {
             io: Socket {
                 stream,
+                tls,
                 head,
                 head_pos: 0,
                 readable: ready,
                 hup: false,
                 writable: ready,
+                linger: None,
             },
             phase,
             protocol: None,

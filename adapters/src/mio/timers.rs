@@ -72,6 +72,11 @@ impl ConnectionSet {
             let failed = match &mut c.phase {
                 Phase::Open(conn) => {
                     conn.handle_timeout(now.max(at));
+                    if c.io.linger().is_some_and(|t| t <= now) {
+                        // What was left (TLS's last records) found no
+                        // room in time.
+                        c.io.abandon();
+                    }
                     None
                 }
                 Phase::Client(x) => match &x.tunnel {
@@ -81,7 +86,7 @@ impl ConnectionSet {
                 Phase::Server(x) => x.hs.handle_timeout(now).err().map(Error::from),
                 // The refusal could not be written in time: give up on it.
                 Phase::Ending(_) => {
-                    c.io.head.clear();
+                    c.io.abandon();
                     None
                 }
             };

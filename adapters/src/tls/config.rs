@@ -149,7 +149,10 @@ fn client_with_roots(
 /// The copy for the last configuration seen is kept, so connecting again
 /// with the same `Arc` does not copy it again (nor lose the session
 /// cache, which the copies share anyway).
-#[cfg_attr(not(any(feature = "smol", feature = "tokio")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "smol", feature = "tokio", feature = "mio")),
+    allow(dead_code)
+)]
 pub(crate) fn with_http11(config: &Arc<ClientConfig>) -> Arc<ClientConfig> {
     if !config.alpn_protocols.is_empty() {
         return config.clone();

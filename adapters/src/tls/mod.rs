@@ -1,8 +1,9 @@
-//! TLS (`wss://` clients and servers) on smol and tokio, with rustls.
+//! TLS (`wss://` clients and servers) on smol, tokio and the mio loop,
+//! with rustls.
 //!
-//! Feature `rustls` turns it on; without it (and on the mio driver) a
-//! `wss://` URL fails with [`Error::TlsUnavailable`](crate::Error), never
-//! falls back to plain text, and only the error types below exist.
+//! Feature `rustls` turns it on; without it a `wss://` URL fails with
+//! [`Error::TlsUnavailable`](crate::Error), never falls back to plain
+//! text, and only the error types below exist.
 //!
 //! **Client.** `tether::smol::connect("wss://…")` and
 //! `tether::tokio::connect` open TLS to the URL's host (port 443 by
@@ -54,6 +55,12 @@
 //! # }
 //! ```
 //!
+//! **The mio loop** takes the same configurations:
+//! `Driver::connect("wss://…")` with `ClientOptions::tls`, and
+//! `listen_tls`/`accept_tls` with a `ServerConfig`. It drives rustls's
+//! own sans-IO connection from its event loop, no futures (see
+//! `tether::mio`).
+//!
 //! **Crypto provider.** Configurations built here use the process-wide
 //! provider when the application installed one, otherwise rustls's
 //! `ring` ([`crypto_provider`]): ring needs only a C compiler to build,
@@ -78,6 +85,8 @@ mod error;
 pub use error::{TlsError, TlsErrorKind};
 
 #[cfg(feature = "rustls")]
+mod client;
+#[cfg(feature = "rustls")]
 mod config;
 #[cfg(all(feature = "rustls", any(feature = "smol", feature = "tokio")))]
 mod handshake;
@@ -92,15 +101,26 @@ pub use futures_rustls;
 #[cfg(feature = "rustls")]
 pub use rustls;
 
+#[cfg(all(
+    feature = "rustls",
+    any(feature = "smol", feature = "tokio", feature = "mio")
+))]
+pub(crate) use client::ClientTls;
 #[cfg(all(feature = "rustls", any(feature = "smol", feature = "tokio")))]
-pub(crate) use handshake::{accept, ClientTls};
+pub(crate) use handshake::accept;
 
 /// Without feature `rustls` no TLS client can be made: a `wss://` request
 /// gets none, and `target` refuses it.
-#[cfg(all(not(feature = "rustls"), any(feature = "smol", feature = "tokio")))]
+#[cfg(all(
+    not(feature = "rustls"),
+    any(feature = "smol", feature = "tokio", feature = "mio")
+))]
 pub(crate) enum ClientTls {}
 
-#[cfg(all(not(feature = "rustls"), any(feature = "smol", feature = "tokio")))]
+#[cfg(all(
+    not(feature = "rustls"),
+    any(feature = "smol", feature = "tokio", feature = "mio")
+))]
 impl ClientTls {
     pub(crate) fn prepare(
         _: &tether_core::handshake::ClientRequest,

@@ -14,6 +14,7 @@
     feature = "tokio"
 ))]
 
+#[path = "../tls/certs.rs"]
 mod certs;
 mod deadline;
 mod echo;

@@ -1,6 +1,6 @@
 //! Certificates made at test time with rcgen: test CAs, and server and
 //! client certificates they issue, valid or not. Also used by the
-//! interop tests (through `#[path]`).
+//! interop and mio_tls tests (through `#[path]`).
 
 #![allow(dead_code)]
 
@@ -96,9 +96,14 @@ impl Ca {
         }
     }
 
+    /// A server certificate for `names`, valid now.
+    pub fn server_for(&self, names: &[&str]) -> Identity {
+        self.issue(names, Usage::Server, Validity::Now)
+    }
+
     /// A server certificate for 127.0.0.1 and localhost, valid now.
     pub fn server(&self) -> Identity {
-        self.issue(&["127.0.0.1", "localhost"], Usage::Server, Validity::Now)
+        self.server_for(&["127.0.0.1", "localhost"])
     }
 
     /// A client certificate, valid now.

@@ -1,65 +1,20 @@
 //! `wss://` from the mio loop through real proxies on loopback: TLS runs
 //! inside the tunnel, end to end with the server, whose certificate is
-//! checked for the URL's host (not the proxy's). The server (smol's
-//! `accept_tls`) records where each connection came from, and each proxy
-//! connects from an address of its own (see `proxies/mod.rs`).
+//! checked for the URL's host (not the proxy's). The server (the proxy
+//! tests' `Echo` over smol's `accept_tls`) records where each connection
+//! came from, and each proxy connects from an address of its own (see
+//! `proxies/mod.rs`).
 //!
 //! Needs tinyproxy and microsocks, so `#[ignore]`d like `tests/proxy.rs`.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use tether::proxy::ProxyConfig;
-use tether::tls::rustls::ServerConfig;
-use tether::{ClientOptions, Message};
+use tether::ClientOptions;
 
 use crate::certs::Ca;
-use crate::proxies::{Proxy, Rt, VIA_MICROSOCKS, VIA_TINYPROXY};
+use crate::proxies::{Echo, Proxy, Rt, VIA_MICROSOCKS, VIA_TINYPROXY};
 use crate::run::client_options;
-
-/// A smol TLS echo server recording each connection's peer address.
-struct TlsEcho {
-    addr: SocketAddr,
-    peers: Arc<Mutex<Vec<IpAddr>>>,
-}
-
-impl TlsEcho {
-    fn start(tls: Arc<ServerConfig>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let peers = Arc::new(Mutex::new(Vec::new()));
-        let seen = peers.clone();
-        std::thread::spawn(move || {
-            let ex = smol::LocalExecutor::new();
-            smol::block_on(ex.run(async {
-                let listener = smol::net::TcpListener::try_from(listener).expect("listener");
-                while let Ok((tcp, peer)) = listener.accept().await {
-                    seen.lock().unwrap().push(peer.ip());
-                    let tls = tls.clone();
-                    ex.spawn(async move {
-                        let Ok(mut ws) = tether::smol::accept_tls(tcp, &tls).await else {
-                            return;
-                        };
-                        while let Some(Ok(m)) = ws.next().await {
-                            if matches!(m, Message::Text(_) | Message::Binary(_))
-                                && ws.send(m).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                    })
-                    .detach();
-                }
-            }))
-        });
-        Self { addr, peers }
-    }
-
-    fn take_peers(&self) -> Vec<IpAddr> {
-        std::mem::take(&mut *self.peers.lock().unwrap())
-    }
-}
 
 fn via(tls: &Arc<tether::tls::rustls::ClientConfig>, proxy: &str) -> ClientOptions {
     client_options(tls.clone()).with_proxy(ProxyConfig::Explicit(proxy.parse().expect("proxy")))
@@ -77,7 +32,7 @@ fn mio_wss_through_real_proxies() {
     let server_tls = tether::tls::server_config(id.cert_pem.as_bytes(), id.key_pem.as_bytes())
         .expect("server config");
     let client_tls = tether::tls::client_config(ca.cert_pem.as_bytes()).expect("client config");
-    let echo = TlsEcho::start(server_tls);
+    let echo = Echo::start_with_tls(server_tls);
     let url = format!("wss://localhost:{}/", echo.addr.port());
     let mut tinyproxy = Proxy::tinyproxy(&[]);
     let microsocks = Proxy::microsocks(None);
@@ -97,7 +52,7 @@ fn mio_wss_through_real_proxies() {
     let other = ca.server_for(&["other.example"]);
     let other_tls = tether::tls::server_config(other.cert_pem.as_bytes(), other.key_pem.as_bytes())
         .expect("server config");
-    let other_echo = TlsEcho::start(other_tls);
+    let other_echo = Echo::start_with_tls(other_tls);
     let wrong_name = format!("wss://localhost:{}/", other_echo.addr.port());
     let err = Rt::Mio
         .echo(&wrong_name, via(&client_tls, &tinyproxy.url("http", None)))

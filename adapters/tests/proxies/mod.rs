@@ -193,6 +193,12 @@ impl Echo {
         echo
     }
 
+    /// Serves `wss://` with `tls`.
+    #[cfg(feature = "rustls")]
+    pub fn start_with_tls(tls: Arc<tether::tls::rustls::ServerConfig>) -> Self {
+        Self::serve(Some(tls))
+    }
+
     #[cfg(feature = "rustls")]
     fn serve(tls: Option<Arc<tether::tls::rustls::ServerConfig>>) -> Self {
         Self::serve_with(move |stream| {

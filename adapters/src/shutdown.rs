@@ -22,7 +22,8 @@
 //!
 //! A connection takes part once [`WebSocket::watch`](crate::WebSocket::watch)
 //! ties it to the handle; it stops counting when its transport is closed
-//! or it is dropped.
+//! or it is dropped. The mio loop follows the same schedule without
+//! futures: `ConnectionSet::drain` (feature `mio`).
 //!
 //! ```no_run
 //! # #[cfg(feature = "smol")]

@@ -145,8 +145,9 @@ struct State {
     open: usize,
     /// Watched connections that ended.
     closed: usize,
-    /// The `shutdown` future, waiting for `open` to reach zero.
-    waiter: Option<Waker>,
+    /// The `shutdown` futures (one per caller), waiting for `open` to
+    /// reach zero.
+    waiters: Vec<Waker>,
 }
 
 impl State {
@@ -264,10 +265,11 @@ impl<R: Runtime> Shutdown<R> {
             {
                 let mut state = self.shared.lock();
                 if state.open == 0 {
-                    state.waiter = None;
                     return Poll::Ready(true);
                 }
-                state.waiter = Some(cx.waker().clone());
+                if !state.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.waiters.push(cx.waker().clone());
+                }
             }
             if R::now() >= at {
                 return Poll::Ready(false);
@@ -337,18 +339,18 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let waiter = {
+        let waiters = {
             let mut state = self.shared.lock();
             state.remove(self.key);
             state.open -= 1;
             state.closed += 1;
             if state.open == 0 {
-                state.waiter.take()
+                std::mem::take(&mut state.waiters)
             } else {
-                None
+                Vec::new()
             }
         };
-        if let Some(w) = waiter {
+        for w in waiters {
             w.wake();
         }
     }

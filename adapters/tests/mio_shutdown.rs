@@ -2,7 +2,9 @@
 //! sockets: the listener closes at once, in-flight work finishes during
 //! the drain, every client sees close 1001, `drained` reports when all
 //! are gone, and a peer that never answers the close is cut at the
-//! deadline. The clients are tether on smol, each on its own thread. No
+//! deadline, and a reconnecting client comes back to the next server
+//! without its backoff counting the drain. The clients are tether on
+//! smol, each on its own thread. No
 //! timing is asserted; every loop is bounded by [`DEADLINE`].
 
 #![cfg(all(feature = "mio", feature = "smol"))]
@@ -224,4 +226,90 @@ fn a_peer_that_never_answers_the_close_is_cut_at_the_deadline() {
     close.extend_from_slice(&GOING_AWAY.0.to_be_bytes());
     close.extend_from_slice(GOING_AWAY_REASON.as_bytes());
     assert_eq!(all[head_end..], close);
+}
+
+/// A reconnecting client (smol) on a mio server that drains for a
+/// deploy: it comes back, to the next server on the same port, after the
+/// first backoff delay, though two refusals had grown the backoff before.
+#[test]
+fn a_reconnecting_client_comes_back_to_the_next_server_without_a_failure() {
+    use tether::reconnect::{BackoffConfig, Failure, ReconnectOptions, Reconnector};
+
+    let mut a = Driver::new().expect("driver");
+    let mut refusals = 2;
+    let addr = a
+        .listen_with("127.0.0.1:0", Default::default(), move |_| {
+            if refusals == 0 {
+                return Ok(Default::default());
+            }
+            refusals -= 1;
+            let mut busy = tether::http::Response::new("busy\n".into());
+            *busy.status_mut() = tether::http::StatusCode::SERVICE_UNAVAILABLE;
+            Err(Box::new(busy))
+        })
+        .expect("listen");
+    let options = ReconnectOptions::default().with_backoff(
+        BackoffConfig::default()
+            .with_initial(Duration::from_millis(10))
+            .with_factor(2.0)
+            .with_jitter(0.0)
+            .with_reset_after(Duration::from_secs(60)),
+    );
+    let client = std::thread::spawn(move || {
+        smol::block_on(async {
+            let url = format!("ws://{addr}/");
+            let mut rc = Reconnector::smol(&url, Default::default(), options);
+            let mut ws = rc.connect().await.expect("connects after two 503s");
+            let before = rc.backoff().attempts();
+            let mut end = Failure::Close(1006);
+            while let Some(item) = ws.next().await {
+                if let Ok(Message::Close(frame)) = item {
+                    end = Failure::from_close(frame.as_ref());
+                }
+            }
+            rc.session_ended(end).expect("1001 is retried");
+            let after_drain = rc.backoff().attempts();
+            let mut ws = rc.connect().await.expect("reconnects to B");
+            let greeting = ws.next().await.expect("a message").expect("no error");
+            (before, end, after_drain, rc.backoff().attempts(), greeting)
+        })
+    });
+    let mut server = Server::default();
+    let on = |s: &mut Server, c: &mut ConnectionSet, id, ev| s.on(c, id, ev, false);
+    run_until(&mut a, &mut server, on, |s, _| s.open.len() == 1);
+
+    // A drains; B takes the port; then A's connection is told to go.
+    a.drain(Duration::from_secs(600), Duration::from_secs(1200));
+    let mut b = Driver::new().expect("driver");
+    assert_eq!(b.listen(addr).expect("B binds A's port"), addr);
+    let id = *server.open.iter().next().expect("the connection");
+    a.close(id, GOING_AWAY, GOING_AWAY_REASON).expect("close");
+    run_until(&mut a, &mut server, on, |_, c| c.drained().is_some());
+    assert_eq!(a.drained(), Some(Drained { closed: 1, cut: 0 }));
+
+    let mut greeted = false;
+    run_until(
+        &mut b,
+        &mut greeted,
+        |greeted, conns, id, event| {
+            if let Event::Open = event {
+                conns.send(id, Message::text("this is B")).expect("send");
+                *greeted = true;
+            }
+        },
+        |greeted, _| *greeted,
+    );
+    // B's loop runs until the client has read the greeting.
+    let give_up = Instant::now() + DEADLINE;
+    while !client.is_finished() {
+        assert!(Instant::now() < give_up, "no result after {DEADLINE:?}");
+        b.poll(&mut Vec::new(), Some(Duration::from_millis(10)))
+            .expect("poll");
+    }
+    let (before, end, after_drain, after, greeting) = client.join().unwrap();
+    assert_eq!(before, 2, "two 503s grew the backoff");
+    assert_eq!(end, Failure::Close(1001));
+    assert_eq!(after_drain, 0, "a drain is not a failure");
+    assert_eq!(after, 1, "one delay, the first");
+    assert_eq!(greeting, Message::text("this is B"));
 }

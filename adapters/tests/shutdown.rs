@@ -279,11 +279,16 @@ macro_rules! shutdown_tests {
                 let clients: Vec<_> = (0..3).map(|_| client(server.addr, None)).collect();
                 let sd = server.shutdown.clone();
                 eventually("3 connections watched", || sd.open() == 3);
+                // A second caller joins the shutdown under way.
+                let sd = server.shutdown.clone();
+                let joined =
+                    spawn(async move { sd.shutdown(ms(50), Duration::from_secs(600)).await });
                 let drained = server
                     .shutdown
                     .shutdown(ms(50), Duration::from_secs(600))
                     .await;
                 assert_eq!(drained, Drained { closed: 3, cut: 0 });
+                assert_eq!(joined.await, drained);
                 assert_eq!(server.accept_loop.as_mut().await, 3);
                 for c in clients {
                     assert_eq!(c.await, [going_away()]);

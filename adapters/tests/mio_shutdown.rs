@@ -1,11 +1,11 @@
 //! Graceful shutdown of the mio loop (`ConnectionSet::drain`), with real
 //! sockets: the listener closes at once, in-flight work finishes during
 //! the drain, every client sees close 1001, `drained` reports when all
-//! are gone, and a peer that never answers the close is cut at the
-//! deadline, and a reconnecting client comes back to the next server
-//! without its backoff counting the drain. The clients are tether on
-//! smol, each on its own thread. No
-//! timing is asserted; every loop is bounded by [`DEADLINE`].
+//! are gone, a peer that never answers the close is cut at the deadline,
+//! and a reconnecting client comes back to the next server without its
+//! backoff counting the drain. The clients are tether on smol, each on
+//! its own thread. No timing is asserted; every loop is bounded by
+//! [`DEADLINE`].
 
 #![cfg(all(feature = "mio", feature = "smol"))]
 

@@ -2,7 +2,9 @@
 //! out, with `http` types at the edge where applications look at headers.
 
 pub mod client;
+mod negotiate;
 pub mod server;
+mod upgrade;
 
 use std::fmt;
 use std::time::Duration;
@@ -12,7 +14,9 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, ClientResponse};
+pub use negotiate::{failed_response, Mode, Refusal};
 pub use server::{Accept, Answer, Decision, ServerHandshake};
+pub use upgrade::{ServerUpgrade, Upgraded};
 
 /// The GUID RFC 6455 appends to the client's key.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -105,8 +109,10 @@ pub enum HandshakeError {
     HeadTooLarge,
     /// More header fields than `max_headers`.
     TooManyHeaders,
-    /// The request method is not GET.
+    /// The request method is not GET (HTTP/1.1).
     MethodNotGet,
+    /// The request method is not CONNECT (HTTP/2, RFC 8441).
+    MethodNotConnect,
     /// HTTP/1.0 or older.
     HttpVersion,
     /// A header is missing or has the wrong value.
@@ -138,6 +144,7 @@ impl fmt::Display for HandshakeError {
             Self::HeadTooLarge => f.write_str("HTTP head too large"),
             Self::TooManyHeaders => f.write_str("too many header fields"),
             Self::MethodNotGet => f.write_str("method is not GET"),
+            Self::MethodNotConnect => f.write_str("method is not CONNECT (HTTP/2, RFC 8441)"),
             Self::HttpVersion => f.write_str("HTTP/1.1 or later required"),
             Self::BadHeader(h) => write!(f, "missing or invalid {h} header"),
             Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is not 13"),
@@ -164,7 +171,7 @@ impl HandshakeError {
     /// answered instead of 101; on a server, the one it answers the client
     /// with ([`server::error_response`] writes it), 426 for a version other
     /// than 13, 431 for a head over the limits, 405 for a method other than
-    /// GET, 505 for HTTP/1.0, the hook's status for a rejection, 400 for
+    /// GET (CONNECT over HTTP/2), 505 for HTTP/1.0, the hook's status for a rejection, 400 for
     /// other bad requests. `None` where no status is involved: a response
     /// that fails the client's checks, a timeout, end of stream.
     pub fn http_status(&self) -> Option<u16> {
@@ -172,7 +179,7 @@ impl HandshakeError {
             Self::Rejected(s) | Self::RejectedByApplication(s) => Some(*s),
             Self::UnsupportedVersion => Some(426),
             Self::HeadTooLarge | Self::TooManyHeaders => Some(431),
-            Self::MethodNotGet => Some(405),
+            Self::MethodNotGet | Self::MethodNotConnect => Some(405),
             Self::HttpVersion => Some(505),
             Self::Malformed(_) | Self::BadHeader(_) | Self::ProtocolNotOffered(_) => Some(400),
             Self::AcceptMismatch

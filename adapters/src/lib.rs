@@ -46,6 +46,10 @@ mod transport;
 #[cfg(any(feature = "smol", feature = "tokio"))]
 mod tunnel;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(feature = "mio")]
 pub mod mio;
 pub mod pool;

@@ -412,3 +412,33 @@ impl Replace for http::Request<()> {
         self
     }
 }
+
+/// A route serving plain HTTP too tells WebSocket attempts (valid or
+/// not) from other requests; `from_parts` judges as `new` does.
+#[test]
+fn websocket_attempts_are_told_from_other_requests() {
+    use tether_core::handshake::requests_websocket;
+    let empty = http::HeaderMap::new();
+    let get = http::Method::GET;
+    let connect = http::Method::CONNECT;
+    assert!(requests_websocket(&get, h1(same).headers(), None));
+    // Broken, but an attempt: the checks answer it.
+    assert!(requests_websocket(
+        &get,
+        without(h1(same), "sec-websocket-key").headers(),
+        None
+    ));
+    assert!(requests_websocket(&connect, &empty, Some("websocket")));
+    assert!(!requests_websocket(&get, &empty, None));
+    assert!(!requests_websocket(&connect, &empty, None));
+    assert!(!requests_websocket(&connect, &empty, Some("connect-udp")));
+    let h2c = h1(same).tap_replace("upgrade", "h2c");
+    assert!(!requests_websocket(&get, h2c.headers(), None));
+
+    for (request, protocol) in [(h1(same), None), (h2(same), Some("websocket")), (h2c, None)] {
+        let (parts, ()) = request.clone().into_parts();
+        let a = ServerUpgrade::new(&request, protocol).map(|u| u.mode());
+        let b = ServerUpgrade::from_parts(&parts, protocol).map(|u| u.mode());
+        assert_eq!(a, b);
+    }
+}

@@ -14,7 +14,7 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, ClientResponse};
-pub use negotiate::{failed_response, Mode, Refusal};
+pub use negotiate::{failed_response, requests_websocket, Mode, Refusal};
 pub use server::{Accept, Answer, Decision, ServerHandshake};
 pub use upgrade::{ServerUpgrade, Upgraded};
 
@@ -131,6 +131,10 @@ pub enum HandshakeError {
     ProtocolNotOffered(String),
     /// The application's hook rejected the request.
     RejectedByApplication(u16),
+    /// The HTTP server cannot hand this request's connection over (a
+    /// request that did not come from hyper, an HTTP server without
+    /// upgrades): a fault of the server, not the client.
+    NotUpgradable,
     /// The handshake did not finish in time.
     TimedOut,
     /// The peer closed the connection during the handshake.
@@ -160,6 +164,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "subprotocol {p:?} was not offered by the client")
             }
             Self::RejectedByApplication(s) => write!(f, "request rejected with status {s}"),
+            Self::NotUpgradable => f.write_str("the HTTP server cannot upgrade this connection"),
             Self::TimedOut => f.write_str("handshake timed out"),
             Self::Eof => f.write_str("connection closed during the handshake"),
         }
@@ -171,7 +176,8 @@ impl HandshakeError {
     /// answered instead of 101; on a server, the one it answers the client
     /// with ([`server::error_response`] writes it), 426 for a version other
     /// than 13, 431 for a head over the limits, 405 for a method other than
-    /// GET (CONNECT over HTTP/2), 505 for HTTP/1.0, the hook's status for a rejection, 400 for
+    /// GET (CONNECT over HTTP/2), 505 for HTTP/1.0, 500 for a server
+    /// that cannot upgrade, the hook's status for a rejection, 400 for
     /// other bad requests. `None` where no status is involved: a response
     /// that fails the client's checks, a timeout, end of stream.
     pub fn http_status(&self) -> Option<u16> {
@@ -180,6 +186,7 @@ impl HandshakeError {
             Self::UnsupportedVersion => Some(426),
             Self::HeadTooLarge | Self::TooManyHeaders => Some(431),
             Self::MethodNotGet | Self::MethodNotConnect => Some(405),
+            Self::NotUpgradable => Some(500),
             Self::HttpVersion => Some(505),
             Self::Malformed(_) | Self::BadHeader(_) | Self::ProtocolNotOffered(_) => Some(400),
             Self::AcceptMismatch

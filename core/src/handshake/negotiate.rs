@@ -33,6 +33,52 @@ pub enum Mode {
     ExtendedConnect,
 }
 
+/// The parts of a request head the checks read, borrowed from an
+/// `http::Request` or its `Parts`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head<'a> {
+    pub(super) method: &'a Method,
+    pub(super) version: Version,
+    pub(super) uri: &'a http::Uri,
+    pub(super) headers: &'a http::HeaderMap,
+}
+
+impl<'a, B> From<&'a http::Request<B>> for Head<'a> {
+    fn from(r: &'a http::Request<B>) -> Self {
+        Self {
+            method: r.method(),
+            version: r.version(),
+            uri: r.uri(),
+            headers: r.headers(),
+        }
+    }
+}
+
+impl<'a> From<&'a http::request::Parts> for Head<'a> {
+    fn from(p: &'a http::request::Parts) -> Self {
+        Self {
+            method: &p.method,
+            version: p.version,
+            uri: &p.uri,
+            headers: &p.headers,
+        }
+    }
+}
+
+/// Whether a request asks for a WebSocket at all, right or wrong: an
+/// `Upgrade: websocket` header, or a CONNECT with `:protocol websocket`.
+/// A route that serves plain HTTP too answers the others itself, and
+/// lets the checks refuse these.
+pub fn requests_websocket(
+    method: &Method,
+    headers: &http::HeaderMap,
+    protocol: Option<&str>,
+) -> bool {
+    has_token(headers.get_all(UPGRADE), "websocket")
+        || (method == Method::CONNECT
+            && protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")))
+}
+
 /// A request that passed the checks, and what was agreed on for it.
 #[derive(Debug, Clone)]
 pub(super) struct Negotiation {
@@ -59,27 +105,24 @@ impl Negotiation {
     /// websocket`, `Connection: upgrade`, a key of 16 bytes in base64.
     /// HTTP/2 and later: `CONNECT` (405), `:protocol websocket`, an
     /// authority. Both: `Sec-WebSocket-Version: 13` (426).
-    pub(super) fn check<B>(
-        request: &http::Request<B>,
-        protocol: Option<&str>,
-    ) -> Result<Self, HandshakeError> {
-        let map = request.headers();
-        let (mode, key) = if request.version() >= Version::HTTP_2 {
-            if request.method() != Method::CONNECT {
+    pub(super) fn check(head: Head<'_>, protocol: Option<&str>) -> Result<Self, HandshakeError> {
+        let map = head.headers;
+        let (mode, key) = if head.version >= Version::HTTP_2 {
+            if head.method != Method::CONNECT {
                 return Err(HandshakeError::MethodNotConnect);
             }
             if !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")) {
                 return Err(HandshakeError::BadHeader(":protocol"));
             }
-            if request.uri().authority().is_none() && map.get(HOST).is_none() {
+            if head.uri.authority().is_none() && map.get(HOST).is_none() {
                 return Err(HandshakeError::BadHeader(":authority"));
             }
             (Mode::ExtendedConnect, None)
         } else {
-            if request.method() != Method::GET {
+            if head.method != Method::GET {
                 return Err(HandshakeError::MethodNotGet);
             }
-            if request.version() != Version::HTTP_11 {
+            if head.version != Version::HTTP_11 {
                 return Err(HandshakeError::HttpVersion);
             }
             if map.get(HOST).is_none() {

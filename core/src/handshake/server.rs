@@ -173,7 +173,7 @@ impl ServerHandshake {
             .body(())
             .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
         *request.headers_mut() = to_header_map(req.headers)?;
-        let negotiation = Negotiation::check(&request, None)?;
+        let negotiation = Negotiation::check((&request).into(), None)?;
         #[cfg(feature = "deflate")]
         let negotiation = {
             let mut n = negotiation;

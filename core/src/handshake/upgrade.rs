@@ -68,7 +68,17 @@ impl ServerUpgrade {
         request: &http::Request<B>,
         protocol: Option<&str>,
     ) -> Result<Self, HandshakeError> {
-        let negotiation = Negotiation::check(request, protocol)?;
+        let negotiation = Negotiation::check(request.into(), protocol)?;
+        Ok(Self { negotiation })
+    }
+
+    /// [`new`](Self::new) on a request's `Parts` (what an axum extractor
+    /// sees).
+    pub fn from_parts(
+        parts: &http::request::Parts,
+        protocol: Option<&str>,
+    ) -> Result<Self, HandshakeError> {
+        let negotiation = Negotiation::check(parts.into(), protocol)?;
         Ok(Self { negotiation })
     }
 

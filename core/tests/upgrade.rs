@@ -442,3 +442,94 @@ fn websocket_attempts_are_told_from_other_requests() {
         assert_eq!(a, b);
     }
 }
+
+/// The RFC 8441 client and server in the core agree end to end: the
+/// client's CONNECT head passes the server's checks, the server's 200
+/// passes the client's, both agree on the subprotocol and on
+/// permessage-deflate, and their connections talk.
+#[test]
+fn the_extended_connect_client_and_server_agree() {
+    use tether_core::handshake::{ClientRequest, ConnectHandshake};
+    let request = ClientRequest::from_url("wss://example.com:8443/chat?room=1")
+        .unwrap()
+        .with_protocols(vec!["v2".into(), "v1".into()])
+        .with_origin(Some("https://example.com".into()))
+        .with_deflate(vec![DeflateConfig::default()]);
+    let (mut client, head) = ConnectHandshake::new(&request).unwrap();
+    assert_eq!(head.method(), http::Method::CONNECT);
+    assert_eq!(head.version(), http::Version::HTTP_2);
+    assert_eq!(head.uri(), "https://example.com:8443/chat?room=1");
+    assert!(!head.headers().contains_key("sec-websocket-key"));
+    assert!(!head.headers().contains_key("upgrade"));
+
+    let server = ServerUpgrade::new(&head, Some("websocket"))
+        .unwrap()
+        .with_deflate(Some(DeflateConfig::default()));
+    assert_eq!(server.mode(), Mode::ExtendedConnect);
+    assert_eq!(server.offered_protocols(), ["v2", "v1"]);
+    let up = accept(server, Accept::default().with_protocol(Some("v1".into()))).unwrap();
+    let response = client.handle_response(&up.response).unwrap();
+    assert_eq!(response.protocol.as_deref(), Some("v1"));
+    assert!(response.deflate.is_some());
+
+    let now = Instant::now();
+    let mut c = client.into_connection(Config::without_keepalive(), rng(), now);
+    let mut s = up.connection;
+    assert!(c.deflate_negotiated() && s.deflate_negotiated());
+    c.send(Message::text("hello ".repeat(100))).unwrap();
+    pump(&mut c, &mut s, now);
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Message(Message::text("hello ".repeat(100))))
+    );
+}
+
+/// The client's checks of the server's answer to an extended CONNECT:
+/// anything but a 2xx is `Rejected` with its status; a subprotocol or an
+/// extension it did not offer is refused, as over HTTP/1.1.
+#[test]
+fn the_extended_connect_client_checks_the_response() {
+    use tether_core::handshake::{ClientRequest, ConnectHandshake};
+    let request = ClientRequest::from_url("ws://example.com/chat")
+        .unwrap()
+        .with_protocols(vec!["v1".into()])
+        .with_deflate(vec![]);
+    let (_, head) = ConnectHandshake::new(&request).unwrap();
+    assert_eq!(head.uri(), "http://example.com/chat");
+    let answer = |status: u16, headers: &[(&'static str, &str)]| {
+        let (mut client, _) = ConnectHandshake::new(&request).unwrap();
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        for (n, v) in headers {
+            response
+                .headers_mut()
+                .append(*n, http::HeaderValue::from_str(v).unwrap());
+        }
+        client.handle_response(&response).map(|r| r.protocol)
+    };
+    assert_eq!(answer(200, &[]), Ok(None));
+    assert_eq!(
+        answer(200, &[("sec-websocket-protocol", "v1")]),
+        Ok(Some("v1".into()))
+    );
+    assert_eq!(answer(403, &[]), Err(HandshakeError::Rejected(403)));
+    assert_eq!(answer(101, &[]), Err(HandshakeError::Rejected(101)));
+    assert_eq!(
+        answer(200, &[("sec-websocket-protocol", "v9")]),
+        Err(HandshakeError::UnexpectedProtocol("v9".into()))
+    );
+    assert_eq!(
+        answer(200, &[("sec-websocket-extensions", "permessage-deflate")]),
+        Err(HandshakeError::UnexpectedExtension(
+            "permessage-deflate".into()
+        ))
+    );
+    // A request field that would break the head is refused up front.
+    let bad = ClientRequest::from_url("ws://example.com/chat")
+        .unwrap()
+        .with_protocols(vec!["a b".into()]);
+    assert!(matches!(
+        ConnectHandshake::new(&bad),
+        Err(HandshakeError::Malformed(_))
+    ));
+}

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-pub use client::{ClientHandshake, ClientRequest, ClientResponse};
+pub use client::{ClientHandshake, ClientRequest, ClientResponse, ConnectHandshake};
 pub use negotiate::{failed_response, requests_websocket, Mode, Refusal};
 pub use server::{Accept, Answer, Decision, ServerHandshake};
 pub use upgrade::{ServerUpgrade, Upgraded};

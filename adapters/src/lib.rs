@@ -48,6 +48,8 @@ mod tunnel;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "http2")]
+pub mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 #[cfg(feature = "mio")]

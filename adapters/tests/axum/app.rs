@@ -140,6 +140,8 @@ async fn serve_echo(mut ws: tether::axum::WebSocket, mode: Mode, version: http::
 pub struct Server {
     pub addr: SocketAddr,
     pub log: Log,
+    /// TCP connections accepted.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -160,15 +162,23 @@ pub enum Listen {
 impl Server {
     /// Starts the application on 127.0.0.1 on the current tokio runtime.
     pub async fn start(listen: Listen) -> Self {
+        Self::start_with(listen, true).await
+    }
+
+    /// The same, with HTTP/2's extended CONNECT (RFC 8441) offered or not.
+    pub async fn start_with(listen: Listen, connect_protocol: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Log::default();
         let app = router(log.clone());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = tcp.set_nodelay(true);
                 let app = app.clone();
                 let listen = listen.clone();
@@ -176,7 +186,9 @@ impl Server {
                     let service = TowerToHyperService::new(app);
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     // RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL.
-                    builder.http2().enable_connect_protocol();
+                    if connect_protocol {
+                        builder.http2().enable_connect_protocol();
+                    }
                     let _ = match listen {
                         Listen::Plain => {
                             builder
@@ -196,7 +208,12 @@ impl Server {
                 });
             }
         });
-        Self { addr, log, task }
+        Self {
+            addr,
+            log,
+            connections,
+            task,
+        }
     }
 
     /// Waits until the WebSocket route has reported `n` connections, and

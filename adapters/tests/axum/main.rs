@@ -2,7 +2,8 @@
 //! one port, through `tether::axum::WebSocketUpgrade`, served by hyper's
 //! HTTP/1.1 and HTTP/2 server (extended CONNECT, RFC 8441, enabled), in
 //! plain TCP and TLS (ALPN `h2` and `http/1.1`). The peers are real:
-//! tether's own client, hyper's HTTP/2 client, Python `websockets`
+//! tether's own client (HTTP/1.1, and RFC 8441 over HTTP/2 with
+//! `tether::http2`), hyper's HTTP/2 client, Python `websockets`
 //! (the venv of the interop tests), and headless Chromium (`#[ignore]`d:
 //! it needs a system package; `.ci/run` runs it).
 
@@ -12,6 +13,8 @@ mod app;
 mod browser;
 #[path = "../tls/certs.rs"]
 mod certs;
+#[cfg(feature = "http2")]
+mod client_h2;
 mod http1;
 mod http2;
 mod python;

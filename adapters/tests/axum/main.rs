@@ -17,6 +17,7 @@ mod certs;
 mod client_h2;
 mod http1;
 mod http2;
+mod hyper_service;
 mod python;
 #[allow(dead_code)]
 #[path = "../interop/support.rs"]

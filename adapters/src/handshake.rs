@@ -139,7 +139,7 @@ impl Default for ServerOptions {
 }
 
 /// Runs `fut` until the core's handshake deadline.
-async fn before<R: Runtime, T>(
+pub(crate) async fn before<R: Runtime, T>(
     deadline: Instant,
     fut: impl Future<Output = T>,
 ) -> Result<T, Error> {

@@ -46,6 +46,12 @@ mod transport;
 #[cfg(any(feature = "smol", feature = "tokio"))]
 mod tunnel;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "http2")]
+pub mod http2;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(feature = "mio")]
 pub mod mio;
 pub mod pool;

@@ -19,6 +19,9 @@ pub struct Args {
     pub ping_interval: Option<Duration>,
     /// `--ping-timeout SECS`.
     pub ping_timeout: Option<Duration>,
+    /// `--via axum` (server): behind an axum route instead of a listener
+    /// of tether's own.
+    pub via: Option<String>,
 }
 
 impl Args {
@@ -38,6 +41,7 @@ impl Args {
             match flag.as_str() {
                 "--runtime" => args.runtime = value(),
                 "--agent" => args.agent = value(),
+                "--via" => args.via = Some(value()),
                 "--ping-interval" => args.ping_interval = Some(secs(&value(), usage)),
                 "--ping-timeout" => args.ping_timeout = Some(secs(&value(), usage)),
                 f if f == target_flag => args.target = value(),

@@ -730,6 +730,8 @@ fn handshake_errors_name_their_http_status() {
         (HandshakeError::HeadTooLarge, Some(431)),
         (HandshakeError::TooManyHeaders, Some(431)),
         (HandshakeError::MethodNotGet, Some(405)),
+        (HandshakeError::MethodNotConnect, Some(405)),
+        (HandshakeError::NotUpgradable, Some(500)),
         (HandshakeError::HttpVersion, Some(505)),
         (HandshakeError::BadHeader("Upgrade"), Some(400)),
         (HandshakeError::Malformed("x".into()), Some(400)),

@@ -3,7 +3,10 @@
 //! how the bytes were cut (but for an error found later, see below), the head it buffers stays within
 //! `HandshakeLimits`, every error has a well-formed HTTP error response,
 //! and an accepted request gets a 101 that parses as HTTP with the right
-//! Sec-WebSocket-Accept.
+//! Sec-WebSocket-Accept. The parsed-request entry (`ServerUpgrade`, for
+//! hyper and axum) judges every request the byte-level one parsed the
+//! same way, with the same response headers, and takes the request's
+//! HTTP/2 form as an RFC 8441 extended CONNECT with the same negotiation.
 
 #![no_main]
 
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use tether_core::handshake::server::error_response;
 use tether_core::handshake::{
-    accept_key, Accept, HandshakeError, HandshakeLimits, ServerHandshake,
+    accept_key, Accept, HandshakeError, HandshakeLimits, Mode, ServerHandshake, ServerUpgrade,
 };
 use tether_core::DeflateConfig;
 
@@ -40,7 +43,7 @@ fn run(
     protocol: Option<&str>,
     pieces: &[&[u8]],
 ) -> Outcome {
-    let mut hs = ServerHandshake::new(limits.clone(), Instant::now()).with_deflate(deflate);
+    let mut hs = ServerHandshake::new(limits.clone(), Instant::now()).with_deflate(deflate.clone());
     let mut fed = 0;
     for (i, piece) in pieces.iter().enumerate() {
         fed += piece.len();
@@ -66,7 +69,9 @@ fn run(
                     Ok(n) if !offered.is_empty() => offered[n % offered.len()].clone(),
                     _ => p.to_owned(),
                 });
-                let response = hs.accept(&Accept::default().with_protocol(protocol.clone()));
+                let decision = Accept::default().with_protocol(protocol.clone());
+                let response = hs.accept(&decision);
+                check_parsed_entry(&req, deflate.clone(), &decision, &response, &hs);
                 match &response {
                     Ok(bytes) => check_accept(&req, bytes, protocol.as_deref()),
                     Err(e) => {
@@ -90,6 +95,88 @@ fn run(
         }
     }
     Outcome::Incomplete
+}
+
+/// `ServerUpgrade` on the request the byte-level handshake accepted: the
+/// same subprotocols, deflate parameters and response headers; and the
+/// same request as an HTTP/2 extended CONNECT gets 200 with the same
+/// negotiated headers and no key-related ones.
+fn check_parsed_entry(
+    req: &tether_core::http::Request<()>,
+    deflate: Option<DeflateConfig>,
+    decision: &Accept,
+    bytes: &Result<Vec<u8>, HandshakeError>,
+    hs: &ServerHandshake,
+) {
+    use tether_core::{http, Config, Xoshiro256};
+    let upgrade = ServerUpgrade::new(req, None)
+        .expect("a request the byte-level handshake took passes the same checks")
+        .with_deflate(deflate.clone());
+    assert_eq!(upgrade.mode(), Mode::Upgrade);
+    assert_eq!(upgrade.offered_protocols(), hs.offered_protocols());
+    assert_eq!(upgrade.deflate_params(), hs.deflate_params());
+    let accepted = upgrade.accept(
+        Ok(decision.clone()),
+        Config::default(),
+        Box::new(Xoshiro256::from_seed(1)),
+        Instant::now(),
+    );
+    let h1_headers = match (&accepted, bytes) {
+        (Ok(up), Ok(bytes)) => {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut resp = httparse::Response::new(&mut headers);
+            resp.parse(bytes).unwrap();
+            assert_eq!(Some(up.response.status().as_u16()), resp.code);
+            let wire: Vec<_> = resp
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                .collect();
+            let parsed: Vec<_> = up
+                .response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(wire, parsed);
+            Some(up.response.headers().clone())
+        }
+        (Err(r), Err(e)) => {
+            assert_eq!(&r.error, e);
+            None
+        }
+        (a, b) => panic!("the entries disagree: {a:?} against {b:?}"),
+    };
+
+    let mut h2 = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .version(http::Version::HTTP_2)
+        .uri(req.uri().clone())
+        .body(())
+        .unwrap();
+    *h2.headers_mut() = req.headers().clone();
+    // Without an authority in its URI the request still has its Host.
+    let connect = ServerUpgrade::new(&h2, Some("websocket"))
+        .expect("the HTTP/2 form passes the RFC 8441 checks")
+        .with_deflate(deflate);
+    assert_eq!(connect.mode(), Mode::ExtendedConnect);
+    let accepted = connect.accept(
+        Ok(decision.clone()),
+        Config::default(),
+        Box::new(Xoshiro256::from_seed(1)),
+        Instant::now(),
+    );
+    match (accepted, h1_headers) {
+        (Ok(up), Some(mut h1)) => {
+            assert_eq!(up.response.status(), 200);
+            for name in ["upgrade", "connection", "sec-websocket-accept"] {
+                h1.remove(name);
+            }
+            assert_eq!(up.response.headers(), &h1);
+        }
+        (Err(_), None) => {}
+        (a, b) => panic!("the modes disagree: {a:?} against {b:?}"),
+    }
 }
 
 /// The error response is one whole HTTP response with a 4xx/5xx status.

@@ -45,6 +45,15 @@ impl ClientTls {
         Ok(Some(Self { config, name }))
     }
 
+    /// Offers `h2` before `http/1.1` by ALPN (the HTTP/2 client's
+    /// connection, where RFC 8441 carries WebSockets).
+    #[cfg(feature = "http2")]
+    pub(crate) fn offer_h2(&mut self) {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        self.config = Arc::new(config);
+    }
+
     /// rustls's sans-IO client connection, for a loop that moves its
     /// bytes itself. Its ClientHello is ready to write.
     #[cfg(feature = "mio")]

@@ -3,6 +3,7 @@
 //! every binary or text message through its library's fastest idiomatic
 //! public API.
 
+mod axum;
 mod fastws;
 mod raw_tcp;
 mod raw_tls;
@@ -34,7 +35,15 @@ pub const IMPLS: &[&str] = &[
     "tether-tokio-tls",
     "tungstenite-tls",
     "raw-tls",
+    "tether-axum",
+    "axum-ws",
 ];
+
+/// The echo behind an axum route: tether's extractor, and axum's own
+/// `extract::ws`. Only the `axum-` scenarios run them (with
+/// `tether-tokio`, the same echo without axum and hyper, as the
+/// reference for what the hyper path costs).
+pub const AXUM_IMPLS: &[&str] = &["tether-axum", "axum-ws"];
 
 /// The implementations that serve over TLS; only the TLS scenarios run
 /// them, and only them.
@@ -94,6 +103,8 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         "fastwebsockets" => serve_tokio(addr, fastws::serve),
         "tokio-websockets" => serve_tokio(addr, tokio_websockets::echo),
         "raw-tcp" => serve_tokio(addr, raw_tcp::echo),
+        "tether-axum" => serve_tokio(addr, axum::serve_tether),
+        "axum-ws" => serve_tokio(addr, axum::serve_axum),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(

@@ -13,7 +13,7 @@ use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 /// never answers pings. permessage-deflate keeps tether's defaults (used
 /// when the client offers it). Built once and shared by every connection,
 /// as a server would: a temporary would sit in each connection's task.
-static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
+pub static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
 static KEEPALIVE_OPTIONS: LazyLock<ServerOptions> = LazyLock::new(keepalive_options);
 
 fn options() -> ServerOptions {
@@ -89,7 +89,7 @@ pub async fn echo_tokio_tls(stream: tokio::net::TcpStream, tls: &'static Arc<Ser
 /// The README's echo: split, and forward the data messages with
 /// `send_all`, which queues every message already received and flushes
 /// once when the stream has nothing ready, so a burst costs one write.
-async fn echo<S: Transport, R: Runtime>(ws: WebSocket<S, R>) {
+pub async fn echo<S: Transport, R: Runtime>(ws: WebSocket<S, R>) {
     let (mut tx, rx) = ws.split();
     let mut data =
         rx.filter(|m| std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_)))));

@@ -32,6 +32,14 @@ stream flushes queued frames whenever it is polled, so it writes once per messag
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.
 - **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
+- Behind an axum route (the `axum-` scenarios, and only they): **tether-axum**: axum 0.8 \
+router, `tether::axum::WebSocketUpgrade` with the options above, the README's echo; \
+**axum-ws**: the same router shape with axum's own `extract::ws` (tokio-tungstenite \
+underneath, 64 MiB limits) and the tokio-tungstenite `feed`/`flush` loop. Both served by \
+hyper 1's HTTP/1.1 connection with upgrades; each `on_upgrade` spawns the WebSocket \
+with `tokio::spawn`. *best lib* there is axum-ws, and the second reference is \
+**tether-tokio** (the same echo with no axum or hyper): in the idle table, \
+the difference to it is the memory the hyper path adds per connection.
 - Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**: `tether::{smol,tokio}::accept_tls_with` with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \
@@ -94,7 +102,7 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     let rt = s.is_round_trip();
     let _ = writeln!(md, "\n## {}\n", s.title);
     let unit = if rt { "round trips/s" } else { "msgs/s" };
-    let (libs, raw_name) = stats::references(s.tls);
+    let (libs, raw_name) = stats::references(s.tls, s.axum);
     let vs_raw = raw_label(s);
     let _ = writeln!(
         md,
@@ -152,7 +160,9 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
 
 /// `vs raw TCP`, or `vs raw TLS` over TLS.
 fn raw_label(s: &Scenario) -> &'static str {
-    if s.tls {
+    if s.axum {
+        "vs tether-tokio"
+    } else if s.tls {
         "vs raw TLS"
     } else {
         "vs raw TCP"
@@ -242,7 +252,7 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
         raw_label(s)
     );
     md.push_str("|---|--:|--:|--:|--:|\n");
-    let (libs, raw_name) = stats::references(s.tls);
+    let (libs, raw_name) = stats::references(s.tls, s.axum);
     let best = stats::best_other(s.id, "bytes_per_conn", libs, summaries);
     let raw = summaries
         .get(&(s.id.to_owned(), raw_name.to_owned()))
@@ -272,6 +282,19 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     }
     if s.tls {
         negotiated_line(md, s, impls, summaries);
+    }
+    if s.axum {
+        let tether_axum = summaries
+            .get(&(s.id.to_owned(), "tether-axum".to_owned()))
+            .and_then(|r| r.get("bytes_per_conn"));
+        if let (Some(a), Some(floor)) = (tether_axum, raw) {
+            let _ = writeln!(
+                md,
+                "\nThe hyper path (axum's router, hyper's connection and `Upgraded`) adds \
+                 **{:.0} bytes** per connection to tether-tokio's.",
+                a - floor
+            );
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Scenario {
     /// Over TLS: run against the TLS servers only, compared with
     /// tungstenite-tls and raw-tls.
     pub tls: bool,
+    /// Behind an axum route: tether-axum against axum-ws, with
+    /// tether-tokio (no axum, no hyper) as the floor.
+    pub axum: bool,
 }
 
 /// How long each run lasts.
@@ -49,6 +52,27 @@ impl Scenario {
             size,
             deflate: false,
             tls: false,
+            axum: false,
+        }
+    }
+
+    fn axum_echo(id: &'static str, connections: usize, in_flight: usize, size: usize) -> Self {
+        let plain = Self::echo(id, connections, in_flight, size);
+        Self {
+            title: format!("axum route: {}", plain.title),
+            axum: true,
+            ..plain
+        }
+    }
+
+    fn axum_idle(connections: usize) -> Self {
+        Self {
+            id: "axum-idle",
+            title: format!(
+                "axum route: resident memory per idle connection, {connections} connections"
+            ),
+            axum: true,
+            ..Self::idle(connections)
         }
     }
 
@@ -78,6 +102,14 @@ impl Scenario {
         all.iter()
             .copied()
             .filter(|i| self.tls == crate::servers::TLS_IMPLS.contains(i))
+            .filter(|i| {
+                let axum = crate::servers::AXUM_IMPLS.contains(i);
+                if self.axum {
+                    axum || *i == "tether-tokio"
+                } else {
+                    !axum
+                }
+            })
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .collect()
@@ -93,6 +125,7 @@ impl Scenario {
             size: 32,
             deflate: false,
             tls: false,
+            axum: false,
         }
     }
 
@@ -130,6 +163,9 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
         Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),
         Scenario::tls_idle(c(2_000, 500)),
+        Scenario::axum_echo("axum-echo-64", c(64, 16), 16, 64),
+        Scenario::axum_echo("axum-echo-1k", c(64, 16), 16, 1 << 10),
+        Scenario::axum_idle(c(10_000, 1_000)),
     ]
 }
 

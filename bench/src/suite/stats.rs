@@ -23,12 +23,19 @@ pub const OTHER_TLS_LIBS: &[&str] = &["tungstenite-tls"];
 /// The reference ceiling over TLS: tokio-rustls echoing bytes.
 pub const RAW_TLS: &str = "raw-tls";
 
+/// Behind an axum route, tether is compared with axum's own WebSocket.
+pub const OTHER_AXUM_LIBS: &[&str] = &["axum-ws"];
+
+/// The floor behind an axum route: tether on tokio without axum or hyper,
+/// so the ratio says what the hyper path costs.
+pub const AXUM_FLOOR: &str = "tether-tokio";
+
 /// The libraries and the raw echo a scenario's ratios are against.
-pub fn references(tls: bool) -> (&'static [&'static str], &'static str) {
-    if tls {
-        (OTHER_TLS_LIBS, RAW_TLS)
-    } else {
-        (OTHER_LIBS, RAW)
+pub fn references(tls: bool, axum: bool) -> (&'static [&'static str], &'static str) {
+    match (tls, axum) {
+        (_, true) => (OTHER_AXUM_LIBS, AXUM_FLOOR),
+        (true, false) => (OTHER_TLS_LIBS, RAW_TLS),
+        (false, false) => (OTHER_LIBS, RAW),
     }
 }
 
@@ -202,7 +209,7 @@ mod tests {
         assert_eq!(ratio("cpu_ns_per_msg", 10.0, 20.0), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
         // The TLS references leave the plain libraries out.
-        assert_eq!(best_other("s", "msgs_per_s", references(true).0, &s), None);
+        assert_eq!(best_other("s", "msgs_per_s", references(true, false).0, &s), None);
     }
 
     #[test]

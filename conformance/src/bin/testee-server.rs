@@ -2,11 +2,14 @@
 //!
 //! `testee-server --runtime smol|tokio|mio --addr 127.0.0.1:PORT
 //!  [--ping-interval SECS] [--ping-timeout SECS]`
+//!
+//! `--via axum` serves the echo behind an axum route
+//! (`tether::axum::WebSocketUpgrade`) with `axum::serve`, on tokio.
 
 use conformance::{echo, Args};
 use tether::{DeflateConfig, ServerOptions};
 
-const USAGE: &str = "usage: testee-server --runtime smol|tokio|mio --addr HOST:PORT [--ping-interval SECS] [--ping-timeout SECS]";
+const USAGE: &str = "usage: testee-server --runtime smol|tokio|mio --addr HOST:PORT [--ping-interval SECS] [--ping-timeout SECS] [--via axum]";
 
 fn main() {
     let args = Args::parse("--addr", USAGE);
@@ -20,16 +23,27 @@ fn main() {
                 // connection (it hashes them as str), so compress them all.
                 .with_threshold(0),
         ));
-    let result = match args.runtime.as_str() {
-        "smol" => smol::block_on(serve_smol(&args.target, options)),
-        "tokio" => tokio::runtime::Runtime::new()
+    let result = match (args.via.as_deref(), args.runtime.as_str()) {
+        (Some("axum"), "tokio") => tokio::runtime::Runtime::new()
             .expect("tokio runtime")
-            .block_on(serve_tokio(&args.target, options)),
-        "mio" => serve_mio(&args.target, options),
-        other => {
-            eprintln!("error: unknown runtime {other}\n{USAGE}");
+            .block_on(serve_axum(&args.target, options)),
+        (Some(via), runtime) => {
+            eprintln!(
+                "error: --via {via} with --runtime {runtime}: only --via axum, on tokio\n{USAGE}"
+            );
             std::process::exit(2);
         }
+        (None, runtime) => match runtime {
+            "smol" => smol::block_on(serve_smol(&args.target, options)),
+            "tokio" => tokio::runtime::Runtime::new()
+                .expect("tokio runtime")
+                .block_on(serve_tokio(&args.target, options)),
+            "mio" => serve_mio(&args.target, options),
+            other => {
+                eprintln!("error: unknown runtime {other}\n{USAGE}");
+                std::process::exit(2);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("testee-server: {e}");
@@ -78,6 +92,26 @@ async fn serve_tokio(addr: &str, options: ServerOptions) -> std::io::Result<()> 
             }
         });
     }
+}
+
+/// The echo behind an axum route that takes any path and method (over
+/// HTTP/2 a WebSocket arrives as CONNECT), served by `axum::serve`, which
+/// runs hyper's HTTP/1.1 and HTTP/2 (extended CONNECT on) server.
+async fn serve_axum(addr: &str, options: ServerOptions) -> std::io::Result<()> {
+    use axum::serve::{Listener, ListenerExt};
+    use tether::axum::WebSocketUpgrade;
+    let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    eprintln!(
+        "testee-server (axum) listening on {}",
+        listener.local_addr()?
+    );
+    let app = axum::Router::new().fallback(move |ws: WebSocketUpgrade| {
+        let options = options.clone();
+        async move { ws.options(options).on_upgrade(echo) }
+    });
+    axum::serve(listener, app).await
 }
 
 /// One thread, one event loop. The callback answers each message before

@@ -134,24 +134,7 @@ impl ClientHandshake {
         rng: &mut dyn RandomSource,
         now: Instant,
     ) -> Result<(Self, Vec<u8>), HandshakeError> {
-        check_field("host", &request.host)?;
-        check_field("path", &request.path)?;
-        if !request.path.starts_with('/') || request.path.contains(' ') {
-            return Err(HandshakeError::Malformed(format!(
-                "path {:?}",
-                request.path
-            )));
-        }
-        if let Some(origin) = &request.origin {
-            check_field("origin", origin)?;
-        }
-        for p in &request.protocols {
-            if p.is_empty() || !p.bytes().all(is_token_byte) {
-                return Err(HandshakeError::Malformed(format!(
-                    "subprotocol {p:?} is not a token"
-                )));
-            }
-        }
+        check_request(request)?;
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce);
         let key = BASE64.encode(nonce);
@@ -258,30 +241,15 @@ impl ClientHandshake {
         if map.get(SEC_WEBSOCKET_ACCEPT).map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
             return Err(HandshakeError::AcceptMismatch);
         }
-        let chosen = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
-        let protocol = match chosen.as_slice() {
-            [] => None,
-            [p] if self.protocols.iter().any(|o| o == p) => Some(p.clone()),
-            _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
-        };
-        // Only an extension we offered may be accepted, once.
-        let accepted = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS));
+        let agreed = Agreed::check(
+            &map,
+            &self.protocols,
+            #[cfg(feature = "deflate")]
+            &self.deflate,
+        )?;
+        let protocol = agreed.protocol;
         #[cfg(feature = "deflate")]
-        let deflate = match accepted.as_slice() {
-            [] => None,
-            [ext] => {
-                let items = crate::deflate::parse_extensions([ext.as_str()]);
-                let params = items
-                    .first()
-                    .and_then(|item| crate::deflate::client_accept(&self.deflate, item));
-                Some(params.ok_or_else(|| HandshakeError::UnexpectedExtension(ext.clone()))?)
-            }
-            _ => return Err(HandshakeError::UnexpectedExtension(accepted.join(", "))),
-        };
-        #[cfg(not(feature = "deflate"))]
-        if let Some(ext) = accepted.into_iter().next() {
-            return Err(HandshakeError::UnexpectedExtension(ext));
-        }
+        let deflate = agreed.deflate;
         let mut response = http::Response::new(());
         *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
         *response.headers_mut() = map;
@@ -326,6 +294,194 @@ impl ClientHandshake {
         #[cfg(feature = "deflate")]
         let conn = conn.with_deflate(accepted.deflate);
         super::open_with(conn, &accepted.rest, now)
+    }
+}
+
+/// What the server's response agreed to, checked against the offers:
+/// the same checks for an HTTP/1.1 101 and an RFC 8441 200.
+struct Agreed {
+    protocol: Option<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateParams>,
+}
+
+impl Agreed {
+    /// At most one subprotocol, one we offered; at most one extension,
+    /// a permessage-deflate we offered.
+    fn check(
+        map: &http::HeaderMap,
+        protocols: &[String],
+        #[cfg(feature = "deflate")] offers: &[crate::deflate::DeflateConfig],
+    ) -> Result<Self, HandshakeError> {
+        let chosen = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
+        let protocol = match chosen.as_slice() {
+            [] => None,
+            [p] if protocols.iter().any(|o| o == p) => Some(p.clone()),
+            _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
+        };
+        // Only an extension we offered may be accepted, once.
+        let accepted = list_items(map.get_all(SEC_WEBSOCKET_EXTENSIONS));
+        #[cfg(feature = "deflate")]
+        let deflate = match accepted.as_slice() {
+            [] => None,
+            [ext] => {
+                let items = crate::deflate::parse_extensions([ext.as_str()]);
+                let params = items
+                    .first()
+                    .and_then(|item| crate::deflate::client_accept(offers, item));
+                Some(params.ok_or_else(|| HandshakeError::UnexpectedExtension(ext.clone()))?)
+            }
+            _ => return Err(HandshakeError::UnexpectedExtension(accepted.join(", "))),
+        };
+        #[cfg(not(feature = "deflate"))]
+        if let Some(ext) = accepted.into_iter().next() {
+            return Err(HandshakeError::UnexpectedExtension(ext));
+        }
+        Ok(Self {
+            protocol,
+            #[cfg(feature = "deflate")]
+            deflate,
+        })
+    }
+}
+
+/// The checks of the request's fields, for both forms of request.
+fn check_request(request: &ClientRequest) -> Result<(), HandshakeError> {
+    check_field("host", &request.host)?;
+    check_field("path", &request.path)?;
+    if !request.path.starts_with('/') || request.path.contains(' ') {
+        return Err(HandshakeError::Malformed(format!(
+            "path {:?}",
+            request.path
+        )));
+    }
+    if let Some(origin) = &request.origin {
+        check_field("origin", origin)?;
+    }
+    for p in &request.protocols {
+        if p.is_empty() || !p.bytes().all(is_token_byte) {
+            return Err(HandshakeError::Malformed(format!(
+                "subprotocol {p:?} is not a token"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The client side of an RFC 8441 extended CONNECT: the request head to
+/// send on a new HTTP/2 stream (its `:protocol websocket` pseudo-header
+/// is the HTTP/2 library's to set, as `http::Request` has no field for
+/// it), and the checks of the response (a 2xx; the subprotocol and
+/// extension as over HTTP/1.1; no key, so no accept value). The frames
+/// are then the stream's data, in both directions.
+#[derive(Debug)]
+pub struct ConnectHandshake {
+    protocols: Vec<String>,
+    #[cfg(feature = "deflate")]
+    deflate: Vec<crate::deflate::DeflateConfig>,
+    #[cfg(feature = "deflate")]
+    agreed: Option<crate::deflate::DeflateParams>,
+    accepted: bool,
+}
+
+impl ConnectHandshake {
+    /// The state and the request head: CONNECT over HTTP/2 to
+    /// `https://host/path` (`http://` when not [`secure`](ClientRequest::secure)),
+    /// with the version, origin, subprotocols, permessage-deflate offers and
+    /// extra headers of `request`.
+    pub fn new(request: &ClientRequest) -> Result<(Self, http::Request<()>), HandshakeError> {
+        check_request(request)?;
+        let scheme = if request.secure { "https" } else { "http" };
+        let uri = format!("{scheme}://{}{}", request.host, request.path);
+        let mut head = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .version(http::Version::HTTP_2)
+            .uri(uri)
+            .header(http::header::SEC_WEBSOCKET_VERSION, "13");
+        if let Some(origin) = &request.origin {
+            head = head.header(http::header::ORIGIN, origin);
+        }
+        if !request.protocols.is_empty() {
+            head = head.header(SEC_WEBSOCKET_PROTOCOL, request.protocols.join(", "));
+        }
+        #[cfg(feature = "deflate")]
+        if !request.deflate.is_empty() {
+            head = head.header(
+                SEC_WEBSOCKET_EXTENSIONS,
+                crate::deflate::client_offer(&request.deflate),
+            );
+        }
+        let mut head = head
+            .body(())
+            .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+        for (name, value) in &request.headers {
+            head.headers_mut().append(name, value.clone());
+        }
+        let state = Self {
+            protocols: request.protocols.clone(),
+            #[cfg(feature = "deflate")]
+            deflate: request.deflate.clone(),
+            #[cfg(feature = "deflate")]
+            agreed: None,
+            accepted: false,
+        };
+        Ok((state, head))
+    }
+
+    /// Checks the server's response head: `Rejected(status)` for anything
+    /// but a 2xx, then the subprotocol and extension it chose.
+    pub fn handle_response<B>(
+        &mut self,
+        response: &http::Response<B>,
+    ) -> Result<ClientResponse, HandshakeError> {
+        let status = response.status();
+        if !status.is_success() {
+            trace!(
+                info,
+                status = status.as_u16(),
+                "server refused the extended CONNECT"
+            );
+            return Err(HandshakeError::Rejected(status.as_u16()));
+        }
+        let agreed = Agreed::check(
+            response.headers(),
+            &self.protocols,
+            #[cfg(feature = "deflate")]
+            &self.deflate,
+        )?;
+        #[cfg(feature = "deflate")]
+        {
+            self.agreed.clone_from(&agreed.deflate);
+        }
+        self.accepted = true;
+        let mut head = http::Response::new(());
+        *head.status_mut() = status;
+        head.headers_mut().clone_from(response.headers());
+        Ok(ClientResponse {
+            response: head,
+            protocol: agreed.protocol,
+            #[cfg(feature = "deflate")]
+            deflate: agreed.deflate,
+        })
+    }
+
+    /// The client connection for the stream, once the response was
+    /// accepted; `rng` makes the mask keys (a CSPRNG on a real network).
+    ///
+    /// # Panics
+    /// Before [`handle_response`](Self::handle_response) accepted: a bug
+    /// in the caller, not something a peer can cause.
+    pub fn into_connection(
+        self,
+        config: Config,
+        rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Connection {
+        assert!(self.accepted, "into_connection before the server accepted");
+        let conn = Connection::new(Role::Client, config, rng, now);
+        #[cfg(feature = "deflate")]
+        let conn = conn.with_deflate(self.agreed);
+        conn
     }
 }
 

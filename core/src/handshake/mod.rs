@@ -2,7 +2,9 @@
 //! out, with `http` types at the edge where applications look at headers.
 
 pub mod client;
+mod negotiate;
 pub mod server;
+mod upgrade;
 
 use std::fmt;
 use std::time::Duration;
@@ -11,8 +13,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-pub use client::{ClientHandshake, ClientRequest, ClientResponse};
+pub use client::{ClientHandshake, ClientRequest, ClientResponse, ConnectHandshake};
+pub use negotiate::{failed_response, requests_websocket, Mode, Refusal};
 pub use server::{Accept, Answer, Decision, ServerHandshake};
+pub use upgrade::{ServerUpgrade, Upgraded};
 
 /// The GUID RFC 6455 appends to the client's key.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -105,8 +109,10 @@ pub enum HandshakeError {
     HeadTooLarge,
     /// More header fields than `max_headers`.
     TooManyHeaders,
-    /// The request method is not GET.
+    /// The request method is not GET (HTTP/1.1).
     MethodNotGet,
+    /// The request method is not CONNECT (HTTP/2, RFC 8441).
+    MethodNotConnect,
     /// HTTP/1.0 or older.
     HttpVersion,
     /// A header is missing or has the wrong value.
@@ -125,6 +131,10 @@ pub enum HandshakeError {
     ProtocolNotOffered(String),
     /// The application's hook rejected the request.
     RejectedByApplication(u16),
+    /// The HTTP server cannot hand this request's connection over (a
+    /// request that did not come from hyper, an HTTP server without
+    /// upgrades): a fault of the server, not the client.
+    NotUpgradable,
     /// The handshake did not finish in time.
     TimedOut,
     /// The peer closed the connection during the handshake.
@@ -138,6 +148,7 @@ impl fmt::Display for HandshakeError {
             Self::HeadTooLarge => f.write_str("HTTP head too large"),
             Self::TooManyHeaders => f.write_str("too many header fields"),
             Self::MethodNotGet => f.write_str("method is not GET"),
+            Self::MethodNotConnect => f.write_str("method is not CONNECT (HTTP/2, RFC 8441)"),
             Self::HttpVersion => f.write_str("HTTP/1.1 or later required"),
             Self::BadHeader(h) => write!(f, "missing or invalid {h} header"),
             Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is not 13"),
@@ -153,6 +164,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "subprotocol {p:?} was not offered by the client")
             }
             Self::RejectedByApplication(s) => write!(f, "request rejected with status {s}"),
+            Self::NotUpgradable => f.write_str("the HTTP server cannot upgrade this connection"),
             Self::TimedOut => f.write_str("handshake timed out"),
             Self::Eof => f.write_str("connection closed during the handshake"),
         }
@@ -164,7 +176,8 @@ impl HandshakeError {
     /// answered instead of 101; on a server, the one it answers the client
     /// with ([`server::error_response`] writes it), 426 for a version other
     /// than 13, 431 for a head over the limits, 405 for a method other than
-    /// GET, 505 for HTTP/1.0, the hook's status for a rejection, 400 for
+    /// GET (CONNECT over HTTP/2), 505 for HTTP/1.0, 500 for a server
+    /// that cannot upgrade, the hook's status for a rejection, 400 for
     /// other bad requests. `None` where no status is involved: a response
     /// that fails the client's checks, a timeout, end of stream.
     pub fn http_status(&self) -> Option<u16> {
@@ -172,7 +185,8 @@ impl HandshakeError {
             Self::Rejected(s) | Self::RejectedByApplication(s) => Some(*s),
             Self::UnsupportedVersion => Some(426),
             Self::HeadTooLarge | Self::TooManyHeaders => Some(431),
-            Self::MethodNotGet => Some(405),
+            Self::MethodNotGet | Self::MethodNotConnect => Some(405),
+            Self::NotUpgradable => Some(500),
             Self::HttpVersion => Some(505),
             Self::Malformed(_) | Self::BadHeader(_) | Self::ProtocolNotOffered(_) => Some(400),
             Self::AcceptMismatch

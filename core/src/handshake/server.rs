@@ -6,19 +6,14 @@
 
 use std::time::Instant;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use bytes::Bytes;
-use http::header::{
-    CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
 
 use crate::rng::RandomSource;
-use crate::{Config, Connection, Role};
+use crate::{Config, Connection};
 
+use super::negotiate::{Negotiation, Refusal};
 use super::{
-    accept_key, has_token, head_window, list_items, to_header_map, write_headers, HandshakeError,
-    HandshakeLimits, HeadBuffer,
+    head_window, to_header_map, write_headers, HandshakeError, HandshakeLimits, HeadBuffer,
 };
 
 /// The application's yes to a request.
@@ -59,10 +54,15 @@ impl Answer {
     /// The answer to a request that failed its checks (or a handshake
     /// that failed otherwise): [`error_response`] for `error`.
     pub fn failed(error: HandshakeError) -> Self {
-        trace!(info, status = error.http_status(), error = %error, "handshake request refused");
+        Self::from(Refusal::failed(error))
+    }
+}
+
+impl From<Refusal> for Answer {
+    fn from(refusal: Refusal) -> Self {
         Self {
-            bytes: error_response(&error),
-            result: Err(error),
+            bytes: encode_response(&refusal.response),
+            result: Err(refusal.error),
         }
     }
 }
@@ -75,13 +75,10 @@ pub struct ServerHandshake {
     limits: HandshakeLimits,
     deadline: Instant,
     pub(super) head: HeadBuffer,
-    key: Option<String>,
-    offered: Vec<String>,
+    /// The checked request and what was agreed on, once it is in.
+    negotiation: Option<Negotiation>,
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::DeflateConfig>,
-    /// Agreed parameters and the response element.
-    #[cfg(feature = "deflate")]
-    negotiated: Option<(crate::deflate::DeflateParams, String)>,
 }
 
 impl ServerHandshake {
@@ -92,12 +89,9 @@ impl ServerHandshake {
             limits,
             deadline,
             head: HeadBuffer::default(),
-            key: None,
-            offered: Vec::new(),
+            negotiation: None,
             #[cfg(feature = "deflate")]
             deflate: None,
-            #[cfg(feature = "deflate")]
-            negotiated: None,
         }
     }
 
@@ -113,7 +107,11 @@ impl ServerHandshake {
     /// parsed, for [`Connection::with_deflate`](crate::Connection::with_deflate).
     #[cfg(feature = "deflate")]
     pub fn deflate_params(&self) -> Option<crate::deflate::DeflateParams> {
-        self.negotiated.as_ref().map(|(p, _)| p.clone())
+        self.negotiation
+            .as_ref()?
+            .deflate
+            .as_ref()
+            .map(|(p, _)| p.clone())
     }
 
     /// When the handshake times out.
@@ -160,51 +158,29 @@ impl ServerHandshake {
         if head_len > self.limits.max_head_size {
             return Err(HandshakeError::HeadTooLarge);
         }
-        if req.method != Some("GET") {
-            return Err(HandshakeError::MethodNotGet);
-        }
-        if req.version != Some(1) {
-            return Err(HandshakeError::HttpVersion);
-        }
-        let path = req.path.unwrap_or("/");
-        let map = to_header_map(req.headers)?;
-        if map.get(HOST).is_none() {
-            return Err(HandshakeError::BadHeader("Host"));
-        }
-        if !has_token(map.get_all(UPGRADE), "websocket") {
-            return Err(HandshakeError::BadHeader("Upgrade"));
-        }
-        if !has_token(map.get_all(CONNECTION), "upgrade") {
-            return Err(HandshakeError::BadHeader("Connection"));
-        }
-        let key = map
-            .get(SEC_WEBSOCKET_KEY)
-            .and_then(|k| k.to_str().ok())
-            .filter(|k| BASE64.decode(k.trim()).is_ok_and(|d| d.len() == 16))
-            .ok_or(HandshakeError::BadHeader("Sec-WebSocket-Key"))?
-            .trim()
-            .to_owned();
-        if map.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-            return Err(HandshakeError::UnsupportedVersion);
-        }
+        // Into the representation a parsed request has (an HTTP/1.x head
+        // here, never an extended CONNECT), for the shared checks.
+        let method = http::Method::from_bytes(req.method.unwrap_or("").as_bytes())
+            .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+        let version = match req.version {
+            Some(1) => http::Version::HTTP_11,
+            _ => http::Version::HTTP_10,
+        };
         let mut request = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(path)
-            .version(http::Version::HTTP_11)
+            .method(method)
+            .uri(req.path.unwrap_or("/"))
+            .version(version)
             .body(())
             .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
-        self.offered = list_items(map.get_all(SEC_WEBSOCKET_PROTOCOL));
+        *request.headers_mut() = to_header_map(req.headers)?;
+        let negotiation = Negotiation::check((&request).into(), None)?;
         #[cfg(feature = "deflate")]
-        if let Some(cfg) = &self.deflate {
-            let values = map
-                .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            self.negotiated =
-                crate::deflate::server_accept(cfg, &crate::deflate::parse_extensions(values));
-        }
-        *request.headers_mut() = map;
-        self.key = Some(key);
+        let negotiation = {
+            let mut n = negotiation;
+            n.negotiate_deflate(self.deflate.as_ref());
+            n
+        };
+        self.negotiation = Some(negotiation);
         self.head.buf.drain(..head_len);
         Ok(Some(request))
     }
@@ -218,35 +194,19 @@ impl ServerHandshake {
 
     /// The subprotocols the client offered, in its order of preference.
     pub fn offered_protocols(&self) -> &[String] {
-        &self.offered
+        self.negotiation.as_ref().map_or(&[], |n| &n.offered)
     }
 
     /// The 101 response accepting the request.
     pub fn accept(&self, accept: &Accept) -> Result<Vec<u8>, HandshakeError> {
-        let key = self.key.as_ref().expect("accept before a complete request");
-        if let Some(p) = &accept.protocol {
-            if !self.offered.iter().any(|o| o == p) {
-                return Err(HandshakeError::ProtocolNotOffered(p.clone()));
-            }
-        }
-        let mut out = Vec::with_capacity(160);
-        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-        out.extend_from_slice(accept_key(key.as_bytes()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        if let Some(p) = &accept.protocol {
-            out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
-            out.extend_from_slice(p.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        #[cfg(feature = "deflate")]
-        if let Some((_, response)) = &self.negotiated {
-            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
-            out.extend_from_slice(response.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        write_headers(&mut out, &accept.headers);
-        out.extend_from_slice(b"\r\n");
-        Ok(out)
+        let negotiation = self.negotiation();
+        Ok(encode_head(&negotiation.response(accept)?))
+    }
+
+    fn negotiation(&self) -> &Negotiation {
+        self.negotiation
+            .as_ref()
+            .expect("an answer before a complete request")
     }
 
     /// The application's refusal, as bytes to write before closing.
@@ -258,41 +218,15 @@ impl ServerHandshake {
     /// What to write for the application's `decision` on the request
     /// [`handle_read`](Self::handle_read) returned: the 101, the
     /// application's own refusal, or 400 when it chose a subprotocol the
-    /// client did not offer. The one place this policy is written.
+    /// client did not offer (the policy of [`ServerUpgrade`](super::ServerUpgrade)
+    /// too, written once).
     pub fn answer(&mut self, decision: Decision) -> Answer {
-        let answer = self.answer_inner(decision);
-        #[cfg(feature = "tracing")]
-        match &answer.result {
-            Ok(protocol) => tracing::debug!(
-                target: "tether",
-                protocol = protocol.as_deref(),
-                "handshake accepted"
-            ),
-            Err(e) => tracing::info!(
-                target: "tether",
-                status = e.http_status(),
-                error = %e,
-                "handshake refused"
-            ),
-        }
-        answer
-    }
-
-    fn answer_inner(&mut self, decision: Decision) -> Answer {
-        match decision {
-            Ok(accept) => match self.accept(&accept) {
-                Ok(bytes) => Answer {
-                    bytes,
-                    result: Ok(accept.protocol),
-                },
-                Err(e) => Answer::failed(e),
+        match self.negotiation().decide(decision) {
+            Ok(accepted) => Answer {
+                bytes: encode_head(&accepted.response),
+                result: Ok(accepted.protocol),
             },
-            Err(response) => Answer {
-                bytes: self.reject(&response),
-                result: Err(HandshakeError::RejectedByApplication(
-                    response.status().as_u16(),
-                )),
-            },
+            Err(refusal) => Answer::from(*refusal),
         }
     }
 
@@ -306,43 +240,38 @@ impl ServerHandshake {
         now: Instant,
     ) -> Connection {
         let rest = self.take_leftover();
-        let conn = Connection::new(Role::Server, config, rng, now);
-        #[cfg(feature = "deflate")]
-        let conn = conn.with_deflate(self.deflate_params());
+        let conn = self.negotiation().connection(config, rng, now);
         super::open_with(conn, &rest, now)
     }
 }
 
-/// The response to write for a request that failed its checks: 426 with
-/// the supported version, 431 for oversized heads, 405 for other methods,
-/// 400 otherwise.
+/// The response to write for a request that failed its checks:
+/// [`failed_response`](super::failed_response) as
+/// bytes.
 #[must_use]
 pub fn error_response(error: &HandshakeError) -> Vec<u8> {
-    let status = error.http_status().unwrap_or(400);
-    let extra: &[(&str, &str)] = match error {
-        HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
-        HandshakeError::MethodNotGet => &[("Allow", "GET")],
-        _ => &[],
-    };
-    let mut response = http::Response::new(Bytes::from(format!("{error}\n")));
-    *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
-    for (name, value) in extra {
-        response
-            .headers_mut()
-            .insert(*name, http::HeaderValue::from_static(value));
-    }
-    encode_response(&response)
+    encode_response(&super::negotiate::failed_response(error))
 }
 
-fn encode_response(response: &http::Response<Bytes>) -> Vec<u8> {
+/// An HTTP/1.1 response head: status line and headers.
+fn encode_head<B>(response: &http::Response<B>) -> Vec<u8> {
     let status = response.status();
-    let mut out = Vec::with_capacity(128 + response.body().len());
+    let mut out = Vec::with_capacity(160);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     write_headers(&mut out, response.headers());
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A whole response that ends the connection: its head with
+/// `Content-Length` (unless given) and `Connection: close`, and its body.
+fn encode_response(response: &http::Response<Bytes>) -> Vec<u8> {
+    let mut out = encode_head(response);
+    out.truncate(out.len() - 2);
     if !response
         .headers()
         .contains_key(http::header::CONTENT_LENGTH)

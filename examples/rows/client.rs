@@ -43,6 +43,8 @@ pub struct ClientReport {
     pub rows: u64,
     /// Time spent waiting between connection attempts (backoff).
     pub backoff: Duration,
+    /// Sessions the server ended with 1001 (going away: a drain).
+    pub going_away: u64,
 }
 
 pub use super::db::BoxError;
@@ -104,6 +106,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         }
     });
 
+    let mut going_away = 0;
     loop {
         let mut ws = reconnector.connect().await?;
         let before = position.clone();
@@ -117,7 +120,12 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         }
         match outcome {
             Ok(received) if received.complete => break,
-            Ok(received) => reconnector.session_ended(received.close.as_ref())?,
+            Ok(received) => {
+                if received.close.as_ref().map(|c| c.code) == Some(tether::CloseCode::GOING_AWAY) {
+                    going_away += 1;
+                }
+                reconnector.session_ended(received.close.as_ref())?
+            }
             Err(e) => reconnector.session_ended(&e)?,
         }
     }
@@ -130,6 +138,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         batches: batches.load(Ordering::Relaxed),
         rows: rows.load(Ordering::Relaxed),
         backoff: Duration::from_micros(backoff_us.load(Ordering::Relaxed)),
+        going_away,
     })
 }
 

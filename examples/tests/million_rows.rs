@@ -38,12 +38,7 @@ fn fixture() -> &'static Fixture {
         db::generate(&mut conn, ROWS, 42).unwrap();
         let checksum = db::checksum(&conn).unwrap();
         assert_eq!(checksum.0, ROWS);
-        let config = server::ServeConfig {
-            db: source.clone(),
-            batch_rows: 100,
-            max_window: 8,
-            tls: None,
-        };
+        let config = server::ServeConfig::new(server::Source::Sqlite(source.clone()), 100, 8);
         let server = spawn_server(config.clone()).unwrap();
         tls::make_cert(&dir).unwrap();
         let tls_server = spawn_server(server::ServeConfig {

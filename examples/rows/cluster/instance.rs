@@ -1,0 +1,217 @@
+//! One server instance of the scale-out run, as a process of its own so
+//! it can be killed with SIGKILL and drained with SIGTERM.
+//!
+//! It serves the rows from the shared source on a fixed address (the load
+//! balancer's configuration names it, and a restarted instance binds it
+//! again) and reports on stdout, one line each: `listening ADDR`, `batch`
+//! for every batch taken for sending, `draining` on SIGTERM and
+//! `drained N` (connections still open at the deadline) before it exits.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::future::{self, Either};
+use smol::Timer;
+
+use super::super::db::BoxError;
+use super::super::server::{self, ServeConfig, Source};
+
+/// What an instance is told on its command line.
+#[derive(Debug, Clone)]
+pub struct InstanceArgs {
+    /// The shared source (`--source`).
+    pub source: Source,
+    /// Where to listen (`--listen`).
+    pub listen: SocketAddr,
+    /// Rows per batch (`--batch`).
+    pub batch: usize,
+    /// Most unacknowledged batches per client (`--window`).
+    pub window: u32,
+    /// On SIGTERM, how long to keep accepting while the load balancer's
+    /// health checks see the 503 and take the instance out (`--grace-ms`).
+    pub grace: Duration,
+    /// How long open connections get to finish their batch and close
+    /// (`--deadline-ms`).
+    pub deadline: Duration,
+}
+
+impl InstanceArgs {
+    /// The arguments for [`parse`](Self::parse), as a command line.
+    pub fn to_args(&self) -> Vec<String> {
+        let source = match &self.source {
+            Source::Sqlite(path) => path.display().to_string(),
+            Source::Postgres(url) => url.clone(),
+        };
+        vec![
+            "--source".into(),
+            source,
+            "--listen".into(),
+            self.listen.to_string(),
+            "--batch".into(),
+            self.batch.to_string(),
+            "--window".into(),
+            self.window.to_string(),
+            "--grace-ms".into(),
+            self.grace.as_millis().to_string(),
+            "--deadline-ms".into(),
+            self.deadline.as_millis().to_string(),
+        ]
+    }
+
+    /// Reads the options [`to_args`](Self::to_args) writes.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, BoxError> {
+        let (mut source, mut listen) = (None, None);
+        let mut parsed = InstanceArgs {
+            source: Source::Sqlite("".into()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            batch: 10_000,
+            window: 4,
+            grace: Duration::from_millis(500),
+            deadline: Duration::from_secs(5),
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--source" => source = Some(Source::parse(&value)),
+                "--listen" => listen = Some(value.parse()?),
+                "--batch" => parsed.batch = value.parse()?,
+                "--window" => parsed.window = value.parse()?,
+                "--grace-ms" => parsed.grace = Duration::from_millis(value.parse()?),
+                "--deadline-ms" => parsed.deadline = Duration::from_millis(value.parse()?),
+                other => return Err(format!("unknown instance option {other}").into()),
+            }
+        }
+        parsed.source = source.ok_or("--source is required")?;
+        parsed.listen = listen.ok_or("--listen is required")?;
+        if parsed.batch == 0 {
+            return Err("--batch must be positive".into());
+        }
+        Ok(parsed)
+    }
+}
+
+fn print_batch() {
+    println!("batch");
+}
+
+/// Runs the instance until SIGTERM has drained it. Call it first thing in
+/// `main`, before any thread starts: it blocks SIGTERM for the whole
+/// process so that one thread can wait for it.
+pub fn main(args: InstanceArgs) -> Result<(), BoxError> {
+    let term = sigterm_channel()?;
+    let config = ServeConfig {
+        on_batch: Some(print_batch),
+        ..ServeConfig::new(args.source.clone(), args.batch, args.window)
+    };
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(args.listen).await?;
+        println!("listening {}", listener.local_addr()?);
+        let mut listener = tether::smol::Listener::new(listener);
+        // Closed (never sent on) to tell every connection to stop.
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let mut tasks = Vec::new();
+        while let Either::Left((accepted, _)) =
+            future::select(Box::pin(listener.accept()), Box::pin(term.recv())).await
+        {
+            let (stream, _) = accepted?;
+            tasks.retain(|t: &smol::Task<()>| !t.is_finished());
+            tasks.push(spawn_connection(stream, &config, &stop_rx));
+        }
+        drain(listener, tasks, stop_tx, stop_rx, &config, &args).await
+    })
+}
+
+/// Serves one connection until it ends or the instance drains.
+fn spawn_connection(
+    stream: smol::net::TcpStream,
+    config: &ServeConfig,
+    stop: &smol::channel::Receiver<()>,
+) -> smol::Task<()> {
+    let (config, stop) = (config.clone(), stop.clone());
+    smol::spawn(async move {
+        let stopped = async move {
+            let _ = stop.recv().await;
+        };
+        if let Err(e) = server::serve_until(stream, &config, stopped).await {
+            if std::env::var_os("ROWS_DEBUG").is_some() {
+                eprintln!("instance: connection ended: {e}");
+            }
+        }
+    })
+}
+
+/// The rolling-deploy drain, built from what the library offers today
+/// (tether has no server shutdown API yet; this is the one place that
+/// would call it): fail the health check and keep serving for the grace
+/// period, so the load balancer takes the instance out before anyone is
+/// refused; then stop accepting; then tell every connection to stop,
+/// which finishes the batch it is writing and closes with 1001 (going
+/// away), and wait for them until the deadline.
+async fn drain(
+    listener: tether::smol::Listener,
+    mut tasks: Vec<smol::Task<()>>,
+    stop_tx: smol::channel::Sender<()>,
+    stop_rx: smol::channel::Receiver<()>,
+    config: &ServeConfig,
+    args: &InstanceArgs,
+) -> Result<(), BoxError> {
+    println!("draining");
+    config.draining.store(true, Ordering::SeqCst);
+    let mut listener = listener;
+    let grace = Timer::after(args.grace);
+    futures_util::pin_mut!(grace);
+    while let Either::Left((accepted, _)) =
+        future::select(Box::pin(listener.accept()), grace.as_mut()).await
+    {
+        let (stream, _) = accepted?;
+        tasks.push(spawn_connection(stream, config, &stop_rx));
+    }
+    drop(listener);
+    drop(stop_tx);
+    let finished = match future::select(
+        future::join_all(tasks.iter_mut()),
+        Timer::after(args.deadline),
+    )
+    .await
+    {
+        Either::Left(_) => true,
+        Either::Right(_) => false,
+    };
+    let left = if finished {
+        0
+    } else {
+        tasks.iter().filter(|t| !t.is_finished()).count()
+    };
+    println!("drained {left}");
+    Ok(())
+}
+
+/// Blocks SIGTERM in this thread (and so in every thread started after)
+/// and waits for it on a thread of its own, which reports it on the
+/// returned channel.
+fn sigterm_channel() -> Result<smol::channel::Receiver<()>, BoxError> {
+    // SAFETY: plain libc calls on a local signal set.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc).into());
+        }
+        set
+    };
+    let (tx, rx) = smol::channel::bounded(1);
+    std::thread::Builder::new()
+        .name("sigterm".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set blocked above.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                let _ = tx.send_blocking(());
+            }
+        })?;
+    Ok(rx)
+}

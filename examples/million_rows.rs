@@ -192,6 +192,7 @@ fn main() -> Result<(), BoxError> {
             db: target.clone(),
             window: args.window,
             backoff: client::quick_backoff(),
+            max_rate: None,
         },
         progress.clone(),
     ))?;

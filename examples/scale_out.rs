@@ -33,6 +33,7 @@ scale-out: the rows transfer through HAProxy to instances that get killed
   --kills N         SIGKILLs of the serving instance          (4)
   --drains N        SIGTERM drains of the serving instance    (1)
   --seed N          where kills and drains fall               (from the clock)
+  --rate N          commit at most N rows/s, to watch it      (no cap)
   --dir PATH        the client's database                     (target/scale-out)
   --scratch PATH    PostgreSQL's and HAProxy's files          (the temp dir)
   --postgres URL    use this PostgreSQL (postgres://...) instead of starting one
@@ -67,6 +68,7 @@ fn main() -> Result<(), BoxError> {
             program: std::env::current_exe()?,
             prefix: vec!["--instance".into()],
         },
+        max_rate: None,
         progress: ProgressBar::hidden(),
     };
     let mut progress = true;
@@ -80,6 +82,7 @@ fn main() -> Result<(), BoxError> {
             "--kills" => cfg.kills = value()?.parse()?,
             "--drains" => cfg.drains = value()?.parse()?,
             "--seed" => cfg.seed = value()?.parse()?,
+            "--rate" => cfg.max_rate = Some(value()?.parse()?),
             "--dir" => cfg.dir = PathBuf::from(value()?),
             "--scratch" => cfg.scratch = PathBuf::from(value()?),
             "--postgres" => cfg.postgres = Some(value()?),

@@ -30,6 +30,10 @@ pub struct ClientConfig {
     pub window: u32,
     /// Backoff between reconnection attempts.
     pub backoff: BackoffConfig,
+    /// Commit at most this many rows per second (`None`: as fast as it
+    /// goes). The scale-out test caps the rate so its kills and drain
+    /// fall inside the transfer on a machine of any speed.
+    pub max_rate: Option<u64>,
 }
 
 /// What a finished transfer counted.
@@ -55,6 +59,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     let store = db::open_rw(&config.db)?;
     let mut position = db::position(&store)?;
     let window = config.window.max(1);
+    let max_rate = config.max_rate.filter(|&r| r > 0);
 
     // The writer thread: batches in, committed sequence numbers out. The
     // inbound channel holds at most a window of batches.
@@ -66,7 +71,11 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         let (rows, batches, progress) = (rows.clone(), batches.clone(), progress.clone());
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_batches(store, batch_rx, done_tx, &rows, &batches, &progress))?
+            .spawn(move || {
+                write_batches(
+                    store, batch_rx, done_tx, &rows, &batches, &progress, max_rate,
+                )
+            })?
     };
     let mut commits = Box::pin(futures_util::sink::unfold(
         batch_tx,
@@ -162,8 +171,10 @@ fn write_batches(
     rows: &AtomicU64,
     batch_count: &AtomicU64,
     progress: &ProgressBar,
+    max_rate: Option<u64>,
 ) -> Result<(), BoxError> {
     let mut busy = std::time::Duration::ZERO;
+    let start = std::time::Instant::now();
     while let Ok(batch) = batches.recv_blocking() {
         let started = std::time::Instant::now();
         let result = db::commit_batch(&mut store, &batch.payload, &batch.position_after());
@@ -173,6 +184,12 @@ fn write_batches(
                 rows.fetch_add(n as u64, Ordering::Relaxed);
                 batch_count.fetch_add(1, Ordering::Relaxed);
                 progress.inc(n as u64);
+                if let Some(rate) = max_rate {
+                    // Ahead of the rate: wait until the rows are due.
+                    let due =
+                        Duration::from_secs_f64(rows.load(Ordering::Relaxed) as f64 / rate as f64);
+                    thread::sleep(due.saturating_sub(start.elapsed()));
+                }
                 if done.send_blocking(Ok(batch.seq)).is_err() {
                     break;
                 }

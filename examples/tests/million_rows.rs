@@ -127,6 +127,7 @@ fn transfer(chaos: &Chaos, name: &str) -> (u64, u64, u64) {
             backoff: client::quick_backoff()
                 .with_initial(std::time::Duration::from_millis(1))
                 .with_max(std::time::Duration::from_millis(20)),
+            max_rate: None,
         },
         ProgressBar::hidden(),
     ))

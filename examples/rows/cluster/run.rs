@@ -51,6 +51,9 @@ pub struct ScaleOut {
     pub postgres: Option<String>,
     /// How instances are started.
     pub instance: InstanceCommand,
+    /// The client commits at most this many rows per second (`None`: no
+    /// cap).
+    pub max_rate: Option<u64>,
     /// Counts committed rows (hidden or drawn).
     pub progress: ProgressBar,
 }
@@ -175,6 +178,7 @@ pub fn run(cfg: &ScaleOut, say: &(dyn Fn(&str) + Sync)) -> Result<Report, BoxErr
                 db: target.clone(),
                 window: cfg.window,
                 backoff: client::quick_backoff(),
+                max_rate: cfg.max_rate,
             },
             cfg.progress.clone(),
         ));

@@ -34,6 +34,8 @@ scale-out: the rows transfer through HAProxy to instances that get killed
   --drains N        SIGTERM drains of the serving instance    (1)
   --seed N          where kills and drains fall               (from the clock)
   --rate N          commit at most N rows/s, to watch it      (no cap)
+  --settle          before each kill or drain, wait until the restarted
+                    instances are back in rotation
   --dir PATH        the client's database                     (target/scale-out)
   --scratch PATH    PostgreSQL's and HAProxy's files          (the temp dir)
   --postgres URL    use this PostgreSQL (postgres://...) instead of starting one
@@ -64,6 +66,7 @@ fn main() -> Result<(), BoxError> {
             .join("target/scale-out"),
         scratch: std::env::temp_dir(),
         postgres: None,
+        settle: false,
         instance: InstanceCommand {
             program: std::env::current_exe()?,
             prefix: vec!["--instance".into()],
@@ -83,6 +86,7 @@ fn main() -> Result<(), BoxError> {
             "--drains" => cfg.drains = value()?.parse()?,
             "--seed" => cfg.seed = value()?.parse()?,
             "--rate" => cfg.max_rate = Some(value()?.parse()?),
+            "--settle" => cfg.settle = true,
             "--dir" => cfg.dir = PathBuf::from(value()?),
             "--scratch" => cfg.scratch = PathBuf::from(value()?),
             "--postgres" => cfg.postgres = Some(value()?),

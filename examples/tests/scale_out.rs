@@ -32,6 +32,7 @@ fn kills_and_a_drain_behind_haproxy_lose_and_duplicate_nothing() {
         dir: dir.clone(),
         scratch: dir.clone(),
         postgres: None,
+        settle: true,
         instance: InstanceCommand {
             program: PathBuf::from(env!("CARGO_BIN_EXE_rows-instance")),
             prefix: Vec::new(),

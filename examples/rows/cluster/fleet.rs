@@ -170,46 +170,25 @@ impl Fleet {
         Ok(())
     }
 
-    /// SIGTERM to slot `i`'s process; returns once it has drained and
-    /// exited, after checking that it drained every connection and
-    /// exited with success.
-    pub fn drain(&mut self, i: usize, limit: Duration) -> Result<(), BoxError> {
-        let mut child = self.slots[i].child.take().ok_or("instance not running")?;
+    /// SIGTERM to slot `i`'s process. The drain takes a while (the
+    /// grace period, then the open connections' last batch): wait for it
+    /// with [`Draining::wait`], without holding the fleet.
+    pub fn term(&mut self, i: usize) -> Result<Draining, BoxError> {
+        let child = self.slots[i].child.take().ok_or("instance not running")?;
         // SAFETY: signalling our own child by its pid.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("instance i{} did not drain within {limit:?}", i + 1).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // The reader thread reads the last lines a moment after the exit.
-        let lines = &self.slots[i].lines;
-        let seen = |what: &str| {
-            lines
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|l| l == what)
-        };
-        let start = Instant::now();
-        while !seen("drained 0") && start.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !status.success() || !seen("draining") || !seen("drained 0") {
-            let said = lines.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            return Err(
-                format!("instance i{} drained badly: {status}, said {said:?}", i + 1).into(),
-            );
-        }
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())[i].drains += 1;
-        Ok(())
+        Ok(Draining {
+            slot: i,
+            child,
+            lines: self.slots[i].lines.clone(),
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Forgets which slot served last, so that [`active`](Self::active)
+    /// names the next slot to take a batch.
+    pub fn clear_active(&self) {
+        self.active.store(usize::MAX, Ordering::SeqCst);
     }
 
     /// Starts slot `i` again, on the same address.
@@ -218,6 +197,47 @@ impl Fleet {
             return Err(format!("instance i{} is running", i + 1).into());
         }
         self.spawn(i)
+    }
+}
+
+/// An instance told to drain.
+pub struct Draining {
+    slot: usize,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    stats: Arc<Mutex<Vec<InstanceStats>>>,
+}
+
+impl Draining {
+    /// Waits until the process has exited, and checks that it drained
+    /// every connection (`drained 0`) and exited with success.
+    pub fn wait(mut self, limit: Duration) -> Result<(), BoxError> {
+        let name = format!("i{}", self.slot + 1);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("instance {name} did not drain within {limit:?}").into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The reader thread reads the last lines a moment after the exit.
+        let said = || self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let start = Instant::now();
+        while !said().iter().any(|l| l == "drained 0") && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let said = said();
+        let seen = |what: &str| said.iter().any(|l| l == what);
+        if !status.success() || !seen("draining") || !seen("drained 0") {
+            return Err(format!("instance {name} drained badly: {status}, said {said:?}").into());
+        }
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())[self.slot].drains += 1;
+        Ok(())
     }
 }
 

@@ -49,6 +49,10 @@ pub struct ScaleOut {
     pub scratch: PathBuf,
     /// Use this PostgreSQL server instead of starting one.
     pub postgres: Option<String>,
+    /// Before each kill or drain, wait until every restarted instance is
+    /// back in rotation (the test's setting: then the client must land on
+    /// restarted instances). Without it restarts run beside later events.
+    pub settle: bool,
     /// How instances are started.
     pub instance: InstanceCommand,
     /// The client commits at most this many rows per second (`None`: no
@@ -238,8 +242,9 @@ fn plan(cfg: &ScaleOut) -> Vec<(&'static str, u64)> {
 /// Carries out the plan while the client runs: at each point, the
 /// instance serving the client is killed (then restarted after a short
 /// random pause, as a supervisor would) or drained (then started again, as
-/// a deploy's new version); the next event waits until the load
-/// balancer's health checks see the restarted instance up. Stops early,
+/// a deploy's new version). Restarts run beside the transfer; each event
+/// waits until the client is taking batches again, and with `settle`
+/// also until every restarted instance is back in rotation. Stops early,
 /// with the events done, if the transfer ends first.
 fn chaos(
     cfg: &ScaleOut,
@@ -249,53 +254,61 @@ fn chaos(
     done: &AtomicBool,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<Event>, BoxError> {
+    let lock = || fleet.lock().unwrap_or_else(|p| p.into_inner());
     let mut rng = Xoshiro256::from_seed(cfg.seed ^ 0x5ca1_e007);
     let mut events = Vec::new();
-    for &(kind, at_rows) in plan {
-        // Wait for the point, and for an instance to be serving.
-        let victim = loop {
-            if done.load(Ordering::SeqCst) {
-                return Ok(events);
-            }
-            let active = fleet.lock().unwrap_or_else(|p| p.into_inner()).active();
-            match active {
-                Some(i) if cfg.progress.position() >= at_rows => break i,
-                _ => std::thread::sleep(Duration::from_millis(2)),
-            }
+    std::thread::scope(|s| {
+        let mut restarts = Vec::new();
+        let join = |restarts: &mut Vec<std::thread::ScopedJoinHandle<'_, Result<(), BoxError>>>| {
+            restarts
+                .drain(..)
+                .try_for_each(|h: std::thread::ScopedJoinHandle<'_, _>| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a restart thread panicked".into()))
+                })
         };
-        let at_rows = cfg.progress.position();
-        let name = format!("i{}", victim + 1);
-        let mut fleet_now = fleet.lock().unwrap_or_else(|p| p.into_inner());
-        match kind {
-            "kill" => {
-                fleet_now.kill(victim)?;
-                drop(fleet_now);
+        for &(kind, at_rows) in plan {
+            if cfg.settle {
+                join(&mut restarts)?;
+            }
+            // Wait for the point, and for an instance to be serving.
+            let victim = loop {
+                if done.load(Ordering::SeqCst) {
+                    join(&mut restarts)?;
+                    return Ok(events);
+                }
+                match lock().active() {
+                    Some(i) if cfg.progress.position() >= at_rows => break i,
+                    _ => std::thread::sleep(Duration::from_millis(2)),
+                }
+            };
+            let at_rows = cfg.progress.position();
+            let name = format!("i{}", victim + 1);
+            let pause = if kind == "kill" {
+                lock().kill(victim)?;
                 say(&format!("SIGKILL {name} at {at_rows} rows"));
-                let pause = 50 + u64::from(rng.next_u32() % 250);
-                std::thread::sleep(Duration::from_millis(pause));
-            }
-            _ => {
-                drop(fleet_now);
+                Duration::from_millis(50 + u64::from(rng.next_u32() % 250))
+            } else {
+                let draining = lock().term(victim)?;
                 say(&format!("SIGTERM {name} at {at_rows} rows: draining"));
-                // Draining takes the grace period; the fleet stays unlocked
-                // for the stdout readers meanwhile (they do not lock it).
-                fleet
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .drain(victim, Duration::from_secs(15))?;
-            }
+                draining.wait(Duration::from_secs(15))?;
+                Duration::ZERO
+            };
+            lock().clear_active();
+            events.push(Event {
+                kind,
+                instance: name.clone(),
+                at_rows,
+            });
+            restarts.push(s.spawn(move || {
+                std::thread::sleep(pause);
+                lock().restart(victim)?;
+                proxy.wait_state(&name, "UP", UP_LIMIT)?;
+                say(&format!("{name} restarted and back in rotation"));
+                Ok(())
+            }));
         }
-        fleet
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .restart(victim)?;
-        proxy.wait_state(&name, "UP", UP_LIMIT)?;
-        say(&format!("{name} restarted and back in rotation"));
-        events.push(Event {
-            kind,
-            instance: name,
-            at_rows,
-        });
-    }
-    Ok(events)
+        join(&mut restarts)?;
+        Ok(events)
+    })
 }

@@ -51,6 +51,7 @@ pub mod mio;
 pub mod pool;
 pub mod proxy;
 pub mod reconnect;
+pub mod shutdown;
 #[cfg(feature = "smol")]
 pub mod smol;
 pub mod tls;

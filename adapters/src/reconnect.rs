@@ -139,7 +139,10 @@ type Observer = Box<dyn FnMut(&ReconnectEvent) + Send>;
 /// `connect` again. A connection that stays up for the backoff's
 /// `reset_after`, or whose session reported [`progressed`](Self::progressed),
 /// starts the delays over; any other does not, so a server that accepts
-/// and drops at once is retried ever more slowly.
+/// and drops at once is retried ever more slowly. A session the server
+/// ended going away (close 1001, a drain on shutdown: see
+/// [`Failure::is_going_away`]) starts them over too: the client comes
+/// back after the first delay, as the server asked.
 pub struct Reconnector<R: Connector> {
     url: String,
     client: ClientOptions,
@@ -232,7 +235,7 @@ impl<R: Connector> Reconnector<R> {
     /// retried whatever the policy says: the application asked.
     pub async fn connect(&mut self) -> Result<WebSocket<R::Transport, R>, Error> {
         if self.up_since.is_some() {
-            let up_for = self.mark_down();
+            let up_for = self.mark_down(&Failure::Other);
             self.emit(ReconnectEvent::Disconnected {
                 failure: Failure::Other,
                 up_for,
@@ -306,7 +309,7 @@ impl<R: Connector> Reconnector<R> {
     /// [`Error::NotRetried`] when not.
     pub fn session_ended(&mut self, how: impl Into<Failure>) -> Result<(), Error> {
         let failure = how.into();
-        let up_for = self.mark_down();
+        let up_for = self.mark_down(&failure);
         let retry = self.options.retry.should_retry(&failure);
         self.emit(ReconnectEvent::Disconnected {
             failure,
@@ -321,15 +324,16 @@ impl<R: Connector> Reconnector<R> {
         }
     }
 
-    /// The connection went down now: the backoff learns how long it was
-    /// up, and the next attempt waits.
-    fn mark_down(&mut self) -> Duration {
+    /// The connection went down now, ending as `how`: the backoff learns
+    /// how long it was up and how it ended (a server going away is not a
+    /// failure, see `Backoff::ended`), and the next attempt waits.
+    fn mark_down(&mut self, how: &Failure) -> Duration {
         let now = R::now();
         let up_for = self
             .up_since
             .take()
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        self.backoff.disconnected(now);
+        self.backoff.ended(now, how);
         self.wait = true;
         up_for
     }

@@ -85,6 +85,9 @@ impl Runtime for Smol {
 /// `WebSocket<TlsStream>` from `accept_tls`).
 pub type WebSocket<S = ClientStream> = crate::WebSocket<FuturesIo<S>, Smol>;
 
+/// A graceful shutdown of a server on smol: see [`crate::shutdown`].
+pub type Shutdown = crate::shutdown::Shutdown<Smol>;
+
 /// Connects to a `ws://` or `wss://` URL with default options.
 pub async fn connect(url: &str) -> Result<WebSocket, Error> {
     connect_with(url, ClientOptions::default()).await
@@ -273,6 +276,19 @@ impl Listener {
     pub async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         let inner = &self.inner;
         self.state.accept::<Smol, _, _>(|| inner.accept()).await
+    }
+
+    /// Like [`accept`](Self::accept), until `shutdown` starts: then
+    /// `Ok(None)`, and nothing more is accepted. The accept loop ends
+    /// there; dropping the listener after it refuses new connections
+    /// (see [`crate::shutdown`]).
+    pub async fn accept_until(
+        &mut self,
+        shutdown: &Shutdown,
+    ) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+        crate::shutdown::until(shutdown.signal(), self.accept())
+            .await
+            .transpose()
     }
 }
 

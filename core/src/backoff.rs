@@ -114,6 +114,9 @@ pub struct Backoff {
     up_since: Option<Instant>,
     /// The session under way made progress (see `progressed`).
     progressed: bool,
+    /// The last session ended with the server going away and had nothing
+    /// else to earn a reset (see `ended`).
+    went_away: bool,
 }
 
 impl Backoff {
@@ -124,6 +127,7 @@ impl Backoff {
             attempts: 0,
             up_since: None,
             progressed: false,
+            went_away: false,
         }
     }
 
@@ -194,14 +198,36 @@ impl Backoff {
     /// The connection went down at `now`. If it stayed up at least
     /// `reset_after`, or [`progressed`](Self::progressed) was reported,
     /// the series starts over; otherwise the next delay continues to grow.
+    /// [`ended`](Self::ended) also knows how it ended.
     pub fn disconnected(&mut self, now: Instant) {
-        if let Some(since) = self.up_since.take() {
-            let lasted = now.saturating_duration_since(since) >= self.config.reset_after;
-            if lasted || std::mem::take(&mut self.progressed) {
-                self.reset();
-            }
+        self.session_over(now, false);
+    }
+
+    /// The connection went down at `now`, ending as `how` says. Like
+    /// [`disconnected`](Self::disconnected), except that a server going
+    /// away ([`Failure::is_going_away`]: a drain for a deploy or restart)
+    /// is not a failure: the series starts over, so the client comes back
+    /// after the first (jittered) delay however short the session was,
+    /// and a new server that is not up yet meets the normal growth from
+    /// there. Only the first such end in a row counts: a server that
+    /// says "going away" on every connection, with no session lasting or
+    /// making progress in between, is retried ever more slowly like any
+    /// server that drops at once.
+    pub fn ended(&mut self, now: Instant, how: &Failure) {
+        self.session_over(now, how.is_going_away());
+    }
+
+    fn session_over(&mut self, now: Instant, going_away: bool) {
+        let progressed = std::mem::take(&mut self.progressed);
+        let Some(since) = self.up_since.take() else {
+            return;
+        };
+        let lasted = now.saturating_duration_since(since) >= self.config.reset_after;
+        let earned = lasted || progressed;
+        if earned || (going_away && !self.went_away) {
+            self.reset();
         }
-        self.progressed = false;
+        self.went_away = going_away && !earned;
     }
 
     /// Starts the series over, as if no attempt had failed.
@@ -263,6 +289,15 @@ impl Failure {
     /// code, 1005).
     pub fn from_close(frame: Option<&CloseFrame>) -> Self {
         Self::Close(frame.map_or(1005, |f| f.code.0))
+    }
+
+    /// Whether the server ended the session because it is going away
+    /// (1001, sent by a server that drains for a shutdown, see
+    /// [`shutdown`](crate::shutdown)) or restarting (1012): the server
+    /// did nothing wrong and asks to be tried again, so [`Backoff::ended`]
+    /// does not count it as a failure.
+    pub fn is_going_away(&self) -> bool {
+        matches!(self, Self::Close(1001 | 1012))
     }
 
     /// Classifies an error of the core, met during a session or a

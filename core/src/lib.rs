@@ -59,6 +59,7 @@ mod message;
 mod outbox;
 pub mod proxy;
 mod rng;
+pub mod shutdown;
 pub mod time;
 pub mod utf8;
 

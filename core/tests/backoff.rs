@@ -388,3 +388,73 @@ fn a_session_that_progressed_resets_however_short() {
     b.disconnected(t0 + ms(31));
     assert_eq!(b.next_delay(&mut rng), Some(ms(800)));
 }
+
+#[test]
+fn a_server_going_away_is_not_a_failure_but_only_once_in_a_row() {
+    let mut rng = Xoshiro256::from_seed(6);
+    let t0 = Instant::now();
+    let mut b = Backoff::new(no_jitter());
+    let away = Failure::from_close(Some(&CloseFrame {
+        code: CloseCode::GOING_AWAY,
+        reason: "going away".into(),
+    }));
+    assert!(away.is_going_away() && Failure::Close(1012).is_going_away());
+    for not in [
+        Failure::Close(1000),
+        Failure::Close(1006),
+        Failure::Close(1011),
+    ] {
+        assert!(!not.is_going_away(), "{not}");
+    }
+    // Two failed attempts, then a 1 ms session the server drained: the
+    // series starts over, as after a session that lasted.
+    assert_eq!(delays(&mut b, &mut rng, 2), [100, 200].map(|n| Some(ms(n))));
+    b.connected(t0);
+    b.ended(t0 + ms(1), &away);
+    assert_eq!(b.attempts(), 0);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+
+    // The same short session lost to a crash (1006) goes on growing.
+    let mut crashed = Backoff::new(no_jitter());
+    let _ = delays(&mut crashed, &mut rng, 2);
+    crashed.connected(t0);
+    crashed.ended(t0 + ms(1), &Failure::Close(1006));
+    assert_eq!(crashed.next_delay(&mut rng), Some(ms(400)));
+
+    // A server that says "going away" on every connection at once: the
+    // second in a row, with nothing done between, counts like any short
+    // session, and so does the third.
+    b.connected(t0 + ms(10));
+    b.ended(t0 + ms(11), &away);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(200)));
+    b.connected(t0 + ms(20));
+    b.ended(t0 + ms(21), &away);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(400)));
+
+    // A session that did work in between restores the free pass: the
+    // drain after it starts over.
+    b.connected(t0 + ms(30));
+    b.progressed();
+    b.ended(t0 + ms(31), &Failure::Close(1006));
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+    b.connected(t0 + ms(40));
+    b.ended(t0 + ms(41), &away);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+
+    // A drain that ends a productive session earns its reset by the
+    // progress, so the drain right after it still gets the free pass
+    // (a rolling deploy moving the client twice).
+    b.connected(t0 + ms(50));
+    b.progressed();
+    b.ended(t0 + ms(51), &away);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+    b.connected(t0 + ms(60));
+    b.ended(t0 + ms(61), &away);
+    assert_eq!(b.next_delay(&mut rng), Some(ms(100)));
+
+    // `disconnected` knows nothing of how it ended: a short session is
+    // a failure.
+    b.connected(t0 + ms(70));
+    b.disconnected(t0 + ms(71));
+    assert_eq!(b.next_delay(&mut rng), Some(ms(200)));
+}

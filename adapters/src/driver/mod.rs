@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use tether_core::{CloseCode, Connection, DataKind, Event, Message};
 
 use crate::error::Error;
+use crate::shutdown::{Shutdown, Step, Watch, GOING_AWAY, GOING_AWAY_REASON};
 use crate::transport::{Runtime, Transport};
 
 /// Slices handed to one vectored write.
@@ -107,6 +108,9 @@ struct Inner<S, R: Runtime> {
     timer_armed: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
     stashed: Option<Box<Event>>,
+    /// The graceful shutdown this connection takes part in, until its
+    /// transport is done.
+    shutdown: Option<Watch>,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -129,6 +133,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 flush_pending: false,
                 timer_armed: false,
                 stashed: None,
+                shutdown: None,
                 _runtime: PhantomData,
             }),
         }
@@ -157,6 +162,20 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// The underlying transport.
     pub fn get_ref(&self) -> &S {
         &self.inner.io
+    }
+
+    /// Takes part in `shutdown` (see [`crate::shutdown`]): when its drain
+    /// period ends, the connection is closed with 1001 "going away" (the
+    /// next time it is polled; read on to see the peer's answer and the
+    /// end), and at its deadline a connection still open is cut (the
+    /// stream's last item is a `TimedOut` error). The shutdown counts it
+    /// open until the transport is closed or the `WebSocket` dropped.
+    pub fn watch(&mut self, shutdown: &Shutdown<R>) {
+        if self.inner.transport_done {
+            return;
+        }
+        let waker = self.inner.proxy.clone().expect("not driving");
+        self.inner.shutdown = Some(shutdown.watch(waker));
     }
 
     /// Starts the close handshake and drives it to its end: the peer's
@@ -316,6 +335,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         let proxy = self.inner.proxy.take().expect("drives do not nest");
         let progress = self.drive_io_with(&mut Context::from_waker(&proxy));
         self.inner.proxy = Some(proxy);
+        if self.inner.transport_done {
+            // Counted closed by the shutdown it took part in.
+            self.inner.shutdown = None;
+        }
         progress
     }
 
@@ -327,6 +350,25 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             self.inner.timer_armed = false;
         }
         let mut progress = false;
+
+        // A graceful shutdown moved on: the core sends the close (and its
+        // close timeout applies), or the deadline has cut us off.
+        if let Some(watch) = &mut self.inner.shutdown {
+            match watch.step() {
+                Step::None => {}
+                Step::Close => {
+                    progress |= self.inner.conn.close(GOING_AWAY, GOING_AWAY_REASON).is_ok();
+                }
+                Step::Cut => {
+                    self.fail(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "cut at the shutdown deadline",
+                    ));
+                    self.inner.shutdown = None;
+                    return true;
+                }
+            }
+        }
 
         // Write.
         let mut wrote = false;

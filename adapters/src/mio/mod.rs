@@ -41,6 +41,11 @@
 //! says whether to queue more, and [`Event::Writable`] says when to resume;
 //! a write that would block leaves the bytes in the core.
 //!
+//! Graceful shutdown: [`drain`](ConnectionSet::drain) closes the listeners,
+//! closes every connection with 1001 "going away" after a drain period,
+//! cuts what is left at a deadline, and [`drained`](ConnectionSet::drained)
+//! reports when it is over (see [`crate::shutdown`] for the schedule).
+//!
 //! Name resolution in [`connect`](ConnectionSet::connect) uses the system
 //! resolver, which blocks: pass an IP address to keep the loop responsive
 //! (a proxy's name, and a target's behind a `socks5://` proxy, resolve
@@ -98,6 +103,7 @@
 //! ```
 
 mod conn;
+mod drain;
 mod proxy;
 mod service;
 mod set;
@@ -246,6 +252,8 @@ pub struct ConnectionSet {
     accept_retry: Option<Instant>,
     accept_backoff: AcceptBackoff,
     accept_error: Option<io::Error>,
+    /// A graceful shutdown under way (`drain`).
+    draining: Option<drain::Draining>,
     scratch: Vec<u8>,
 }
 
@@ -272,6 +280,7 @@ impl Driver {
                 accept_retry: None,
                 accept_backoff: AcceptBackoff::default(),
                 accept_error: None,
+                draining: None,
                 scratch: vec![0; SCRATCH],
             },
         })

@@ -98,7 +98,13 @@ impl ConnectionSet {
             }
         };
         match step {
-            Ok(true) => h(self, id, Event::Open),
+            Ok(true) => {
+                h(self, id, Event::Open);
+                if self.drain_closing() {
+                    // Opened after the drain period: told at once.
+                    self.go_away(id);
+                }
+            }
             Ok(false) => {}
             Err(e) => h(self, id, Event::Error(e)),
         }

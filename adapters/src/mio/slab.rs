@@ -82,6 +82,7 @@ impl ConnectionSet {
             Entry::Conn(mut c) => {
                 let _ = self.registry.deregister(&mut c.io.stream);
                 self.live -= 1;
+                self.drain_count_end();
                 Some(c)
             }
             Entry::Listener(mut l, _) => {

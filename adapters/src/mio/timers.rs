@@ -35,15 +35,21 @@ impl ConnectionSet {
             .is_some_and(|c| c.armed == Some(at))
     }
 
-    /// The earliest live deadline (superseded heap entries are dropped).
+    /// The earliest live deadline (superseded heap entries are dropped),
+    /// the accept retry's and the shutdown's included.
     pub(super) fn next_deadline(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
             if self.is_armed(at, index, generation) {
-                return Some(self.accept_retry.map_or(at, |r| r.min(at)));
+                next = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        self.accept_retry
+        [next, self.accept_retry, self.drain_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(super) fn fire_timers(&mut self, h: &mut Handler<'_>) {
@@ -97,5 +103,6 @@ impl ConnectionSet {
             }
             self.service(id, h);
         }
+        self.drain_tick(h);
     }
 }

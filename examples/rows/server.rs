@@ -109,32 +109,39 @@ async fn serve_one(
     }
 }
 
-/// Accepts one connection and serves it as [`run`] does, but stops when
-/// `stop` resolves: then the batch being written is finished, and the
-/// connection closes with 1001 (going away), which the client answers by
-/// resuming elsewhere. Returns how the connection ended.
+/// Accepts one connection and serves it as [`run`] does, taking part in
+/// a graceful `shutdown`: when it starts, the batch being written is
+/// finished and the connection closes with 1001 (going away), which the
+/// client answers by resuming elsewhere; the shutdown counts the
+/// connection until its close handshake is done, and cuts it at its
+/// deadline.
 pub async fn serve_until(
     stream: smol::net::TcpStream,
     config: &ServeConfig,
-    stop: impl std::future::Future<Output = ()>,
+    shutdown: &tether::smol::Shutdown,
 ) -> Result<(), tether_resume::Error> {
     let decide = |req: &tether::http::Request<()>| decide(req, &config.draining);
     let mut ws = tether::smol::accept_with(stream, &server_options(), decide).await?;
+    ws.watch(shutdown);
     let (source, batch_rows) = (config.source.clone(), config.batch_rows);
     let on_batch = config.on_batch;
     {
         let serve = tether_resume::serve(&mut ws, config.max_window, |from| {
             batches(source, from, batch_rows, on_batch)
         });
-        futures_util::pin_mut!(serve, stop);
-        if let Either::Left((served, _)) = future::select(serve, stop).await {
+        futures_util::pin_mut!(serve);
+        if let Either::Left((served, _)) = future::select(serve, shutdown.signal()).await {
             return served.map(drop);
         }
     }
     // `serve` hands each batch to the connection whole and is dropped only
     // between polls, so what is queued is whole messages: the close frame
     // goes out after them.
-    ws.close(tether::CloseCode::GOING_AWAY, "draining").await?;
+    ws.close(
+        tether::shutdown::GOING_AWAY,
+        tether::shutdown::GOING_AWAY_REASON,
+    )
+    .await?;
     Ok(())
 }
 

@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::future::{self, Either};
+use futures_util::future;
 use smol::Timer;
+use tether::shutdown::Drained;
+use tether::smol::Shutdown;
 
 use super::super::db::BoxError;
 use super::super::server::{self, ServeConfig, Source};
@@ -105,87 +107,52 @@ pub fn main(args: InstanceArgs) -> Result<(), BoxError> {
         on_batch: Some(print_batch),
         ..ServeConfig::new(args.source.clone(), args.batch, args.window)
     };
+    let shutdown = Shutdown::new();
     smol::block_on(async {
         let listener = smol::net::TcpListener::bind(args.listen).await?;
         println!("listening {}", listener.local_addr()?);
         let mut listener = tether::smol::Listener::new(listener);
-        // Closed (never sent on) to tell every connection to stop.
-        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-        let mut tasks = Vec::new();
-        while let Either::Left((accepted, _)) =
-            future::select(Box::pin(listener.accept()), Box::pin(term.recv())).await
-        {
-            let (stream, _) = accepted?;
-            tasks.retain(|t: &smol::Task<()>| !t.is_finished());
-            tasks.push(spawn_connection(stream, &config, &stop_rx));
-        }
-        drain(listener, tasks, stop_tx, stop_rx, &config, &args).await
-    })
-}
-
-/// Serves one connection until it ends or the instance drains.
-fn spawn_connection(
-    stream: smol::net::TcpStream,
-    config: &ServeConfig,
-    stop: &smol::channel::Receiver<()>,
-) -> smol::Task<()> {
-    let (config, stop) = (config.clone(), stop.clone());
-    smol::spawn(async move {
-        let stopped = async move {
-            let _ = stop.recv().await;
-        };
-        if let Err(e) = server::serve_until(stream, &config, stopped).await {
-            if std::env::var_os("ROWS_DEBUG").is_some() {
-                eprintln!("instance: connection ended: {e}");
+        let accept = async {
+            while let Some((stream, _)) = listener.accept_until(&shutdown).await? {
+                let (config, shutdown) = (config.clone(), shutdown.clone());
+                smol::spawn(async move {
+                    if let Err(e) = server::serve_until(stream, &config, &shutdown).await {
+                        if std::env::var_os("ROWS_DEBUG").is_some() {
+                            eprintln!("instance: connection ended: {e}");
+                        }
+                    }
+                })
+                .detach();
             }
-        }
+            // The listener is dropped with this future: connects are refused.
+            Ok::<_, BoxError>(())
+        };
+        let stop = async {
+            let _ = term.recv().await;
+            drain(&config, &shutdown, &args).await
+        };
+        let (accepted, drained) = future::join(accept, stop).await;
+        accepted?;
+        println!("drained {}", drained.cut);
+        Ok(())
     })
 }
 
-/// The rolling-deploy drain, built from what the library offers today
-/// (tether has no server shutdown API yet; this is the one place that
-/// would call it): fail the health check and keep serving for the grace
-/// period, so the load balancer takes the instance out before anyone is
-/// refused; then stop accepting; then tell every connection to stop,
-/// which finishes the batch it is writing and closes with 1001 (going
-/// away), and wait for them until the deadline.
-async fn drain(
-    listener: tether::smol::Listener,
-    mut tasks: Vec<smol::Task<()>>,
-    stop_tx: smol::channel::Sender<()>,
-    stop_rx: smol::channel::Receiver<()>,
-    config: &ServeConfig,
-    args: &InstanceArgs,
-) -> Result<(), BoxError> {
+/// The rolling-deploy drain: fail the health check and keep serving for
+/// the grace period, so the load balancer takes the instance out before
+/// anyone is refused; then tether's graceful shutdown, which ends the
+/// accept loop (the listener closes), has each connection finish the
+/// batch it is writing and close with 1001 (`serve_until`), and waits for
+/// them until the deadline. A connection that has not closed by then is
+/// closed with 1001 by its driver after the drain period (a second),
+/// and cut at the deadline.
+async fn drain(config: &ServeConfig, shutdown: &Shutdown, args: &InstanceArgs) -> Drained {
     println!("draining");
     config.draining.store(true, Ordering::SeqCst);
-    let mut listener = listener;
-    let grace = Timer::after(args.grace);
-    futures_util::pin_mut!(grace);
-    while let Either::Left((accepted, _)) =
-        future::select(Box::pin(listener.accept()), grace.as_mut()).await
-    {
-        let (stream, _) = accepted?;
-        tasks.push(spawn_connection(stream, config, &stop_rx));
-    }
-    drop(listener);
-    drop(stop_tx);
-    let finished = match future::select(
-        future::join_all(tasks.iter_mut()),
-        Timer::after(args.deadline),
-    )
-    .await
-    {
-        Either::Left(_) => true,
-        Either::Right(_) => false,
-    };
-    let left = if finished {
-        0
-    } else {
-        tasks.iter().filter(|t| !t.is_finished()).count()
-    };
-    println!("drained {left}");
-    Ok(())
+    Timer::after(args.grace).await;
+    shutdown
+        .shutdown(Duration::from_secs(1).min(args.deadline), args.deadline)
+        .await
 }
 
 /// Blocks SIGTERM in this thread (and so in every thread started after)

@@ -116,8 +116,17 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     });
 
     let mut going_away = 0;
+    let debug = std::env::var_os("ROWS_DEBUG").is_some();
+    let started = std::time::Instant::now();
     loop {
         let mut ws = reconnector.connect().await?;
+        if debug {
+            eprintln!(
+                "client: {:.3?} connected at batch {}",
+                started.elapsed(),
+                position.next_seq
+            );
+        }
         let before = position.clone();
         let outcome =
             tether_resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
@@ -126,6 +135,13 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         // next attempt waits only the first delay.
         if position != before {
             reconnector.progressed();
+        }
+        if debug {
+            eprintln!(
+                "client: {:.3?} session ended at batch {}: {outcome:?}",
+                started.elapsed(),
+                position.next_seq
+            );
         }
         match outcome {
             Ok(received) if received.complete => break,

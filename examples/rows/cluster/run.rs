@@ -110,8 +110,8 @@ const UP_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs the whole thing; `say` gets progress lines (set-up, events).
 pub fn run(cfg: &ScaleOut, say: &(dyn Fn(&str) + Sync)) -> Result<Report, BoxError> {
-    if cfg.instances == 0 || cfg.rows == 0 || cfg.batch == 0 {
-        return Err("instances, rows and batch must be positive".into());
+    if cfg.instances == 0 || cfg.rows == 0 || cfg.batch == 0 || cfg.window == 0 {
+        return Err("instances, rows, batch and window must be positive".into());
     }
     std::fs::create_dir_all(&cfg.dir)?;
     std::fs::create_dir_all(&cfg.scratch)?;
@@ -153,9 +153,10 @@ pub fn run(cfg: &ScaleOut, say: &(dyn Fn(&str) + Sync)) -> Result<Report, BoxErr
         })
         .collect::<Result<Vec<_>, BoxError>>()?;
     let fleet = Fleet::start(cfg.instance.clone(), instances)?;
-    let proxy_dir = cfg.scratch.join(format!("haproxy-{}", std::process::id()));
-    std::fs::create_dir_all(&proxy_dir)?;
-    let proxy = Haproxy::start(&proxy_dir, &fleet.servers())?;
+    let proxy_dir = RemoveOnDrop(cfg.scratch.join(format!("haproxy-{}", std::process::id())));
+    std::fs::create_dir_all(&proxy_dir.0)?;
+    // Declared after the directory, so dropped (stopped) before it goes.
+    let proxy = Haproxy::start(&proxy_dir.0, &fleet.servers())?;
     for (name, _) in fleet.servers() {
         proxy.wait_state(&name, "UP", UP_LIMIT)?;
     }
@@ -210,6 +211,15 @@ pub fn run(cfg: &ScaleOut, say: &(dyn Fn(&str) + Sync)) -> Result<Report, BoxErr
         source,
         received,
     })
+}
+
+/// A scratch directory, removed when the run ends however it ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The events, in order, each at a fraction of the rows: spread over the

@@ -129,10 +129,10 @@ pub fn main(args: InstanceArgs) -> Result<(), BoxError> {
         };
         let stop = async {
             let _ = term.recv().await;
-            drain(&config, &shutdown, &args).await
+            Ok(drain(&config, &shutdown, &args).await)
         };
-        let (accepted, drained) = future::join(accept, stop).await;
-        accepted?;
+        // A failing accept loop ends the instance at once.
+        let ((), drained) = future::try_join(accept, stop).await?;
         println!("drained {}", drained.cut);
         Ok(())
     })

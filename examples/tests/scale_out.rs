@@ -43,7 +43,8 @@ fn kills_and_a_drain_behind_haproxy_lose_and_duplicate_nothing() {
         max_rate: Some(25_000),
         progress: ProgressBar::hidden(),
     };
-    let report = run::run(&cfg, &|line| eprintln!("{line}")).unwrap();
+    let report = run::run(&cfg, &|line| eprintln!("{line}"))
+        .unwrap_or_else(|e| panic!("the scale-out run failed: {e}"));
     eprintln!("{report:#?}");
     let _ = std::fs::remove_dir_all(&dir);
 

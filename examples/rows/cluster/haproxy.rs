@@ -120,7 +120,13 @@ impl Haproxy {
             .arg("-c")
             .arg("-f")
             .arg(&cfg_path)
-            .output()?;
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run {}: {e} (apt-get install haproxy)",
+                    bin.display()
+                )
+            })?;
         if !check.status.success() {
             return Err(format!(
                 "haproxy rejects {}: {}",

@@ -113,7 +113,13 @@ impl TempPostgres {
             .arg("-D")
             .arg(&data)
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            .output()?;
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run {}/initdb: {e} (apt-get install postgresql)",
+                    bin.display()
+                )
+            })?;
         if !out.status.success() {
             return Err(format!(
                 "initdb failed: {}{}",

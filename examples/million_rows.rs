@@ -19,6 +19,10 @@
 //! --chaos N       connection cuts                   (3)
 //! --seed N        where the cuts fall               (from the clock)
 //! --dir PATH      where the databases live          (target/million-rows)
+//! --source URL    read the rows from PostgreSQL at a postgres:// URL
+//!                 instead of the SQLite file in --dir; the table
+//!                 `readings` is created and filled with the same rows
+//!                 (same checksum) when it does not hold --rows rows
 //! --tls           wss:// with a certificate made at start-up, which the
 //!                 client trusts alone
 //! --no-progress   no progress bar (logs, CI)
@@ -30,7 +34,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tether_examples::rows::{self, client, db, relay, server};
+use tether_examples::rows::{self, client, db, pg, relay, server};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -46,7 +50,8 @@ struct Args {
     dir: PathBuf,
     progress: bool,
     tls: bool,
-    serve: Option<PathBuf>,
+    source: Option<String>,
+    serve: Option<String>,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Args, BoxError> {
             .join("target/million-rows"),
         progress: true,
         tls: false,
+        source: None,
         serve: None,
     };
     let mut it = std::env::args().skip(1);
@@ -77,8 +83,15 @@ fn parse_args() -> Result<Args, BoxError> {
             "--dir" => args.dir = value()?.into(),
             "--no-progress" => args.progress = false,
             "--tls" => args.tls = true,
-            // Internal: run as the server child process on this database.
-            "--serve" => args.serve = Some(value()?.into()),
+            "--source" => {
+                let url = value()?;
+                if !matches!(server::Source::parse(&url), server::Source::Postgres(_)) {
+                    return Err(format!("--source takes a postgres:// URL, not {url:?}").into());
+                }
+                args.source = Some(url);
+            }
+            // Internal: run as the server child process on this source.
+            "--serve" => args.serve = Some(value()?),
             other => return Err(format!("unknown option {other}; see the file's header").into()),
         }
     }
@@ -91,12 +104,25 @@ fn parse_args() -> Result<Args, BoxError> {
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     if let Some(source) = &args.serve {
-        return serve_child(source, &args);
+        return serve_child(server::Source::parse(source), &args);
     }
     std::fs::create_dir_all(&args.dir)?;
-    let source = args.dir.join("source.sqlite");
+    let source = match &args.source {
+        Some(url) => {
+            ensure_pg_source(url, args.rows)?;
+            server::Source::Postgres(url.clone())
+        }
+        None => {
+            let path = args.dir.join("source.sqlite");
+            ensure_source(&path, args.rows)?;
+            server::Source::Sqlite(path)
+        }
+    };
+    let source_arg = match &source {
+        server::Source::Sqlite(path) => path.display().to_string(),
+        server::Source::Postgres(url) => url.clone(),
+    };
     let target = args.dir.join("received.sqlite");
-    ensure_source(&source, args.rows)?;
     if args.tls {
         rows::tls::make_cert(&args.dir)?;
     }
@@ -107,7 +133,7 @@ fn main() -> Result<(), BoxError> {
     // The server, in its own process so its memory is its own.
     let mut command = Command::new(std::env::current_exe()?);
     command
-        .args(["--serve".as_ref(), source.as_os_str()])
+        .args(["--serve", &source_arg])
         .args(["--batch", &args.batch.to_string()])
         .args(["--window", &args.window.to_string()]);
     if args.tls {
@@ -131,8 +157,12 @@ fn main() -> Result<(), BoxError> {
     let cuts = relay::Cuts::random(args.chaos, args.rows * 55, 400, args.seed);
     let relay = relay::Relay::start(server_addr, cuts)?;
     println!(
-        "streaming {} rows in batches of {} over {} through a relay that cuts {} times (seed {})",
+        "streaming {} rows from {} in batches of {} over {} through a relay that cuts {} times (seed {})",
         args.rows,
+        match &source {
+            server::Source::Sqlite(_) => "SQLite",
+            server::Source::Postgres(_) => "PostgreSQL",
+        },
         args.batch,
         if args.tls { "wss:// (TLS)" } else { "ws://" },
         args.chaos,
@@ -162,6 +192,7 @@ fn main() -> Result<(), BoxError> {
             db: target.clone(),
             window: args.window,
             backoff: client::quick_backoff(),
+            max_rate: None,
         },
         progress.clone(),
     ))?;
@@ -181,7 +212,10 @@ fn main() -> Result<(), BoxError> {
     let client_kib = rows::peak_rss_kib()?;
 
     let verify = Instant::now();
-    let (src_rows, src_sum) = db::checksum(&db::open_ro(&source)?)?;
+    let (src_rows, src_sum) = match &source {
+        server::Source::Sqlite(path) => db::checksum(&db::open_ro(path)?)?,
+        server::Source::Postgres(url) => pg::checksum(url)?,
+    };
     let (dst_rows, dst_sum) = db::checksum(&db::open_ro(&target)?)?;
     let counters = relay.counters();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -239,8 +273,22 @@ fn ensure_source(path: &Path, rows: u64) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Fills the PostgreSQL source with the rows of the SQLite one, unless it
+/// holds them already.
+fn ensure_pg_source(url: &str, rows: u64) -> Result<(), BoxError> {
+    let start = Instant::now();
+    let mut client = pg::connect(url)?;
+    if pg::count(&mut client)? != rows {
+        print!("filling the PostgreSQL table `readings` with {rows} rows... ");
+        std::io::stdout().flush()?;
+        pg::ensure(&mut client, rows, DATA_SEED)?;
+        println!("{:.2?}", start.elapsed());
+    }
+    Ok(())
+}
+
 /// The child process: serve until stdin closes, then report peak memory.
-fn serve_child(source: &Path, args: &Args) -> Result<(), BoxError> {
+fn serve_child(source: server::Source, args: &Args) -> Result<(), BoxError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("listening {}", listener.local_addr()?);
     std::io::stdout().flush()?;
@@ -255,13 +303,11 @@ fn serve_child(source: &Path, args: &Args) -> Result<(), BoxError> {
         std::process::exit(0);
     });
     let config = server::ServeConfig {
-        db: source.to_owned(),
-        batch_rows: args.batch,
-        max_window: args.window,
         tls: args
             .tls
             .then(|| rows::tls::server_config(&args.dir))
             .transpose()?,
+        ..server::ServeConfig::new(source, args.batch, args.window)
     };
     smol::block_on(server::run(
         smol::net::TcpListener::try_from(listener)?,

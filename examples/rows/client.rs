@@ -30,6 +30,10 @@ pub struct ClientConfig {
     pub window: u32,
     /// Backoff between reconnection attempts.
     pub backoff: BackoffConfig,
+    /// Commit at most this many rows per second (`None`: as fast as it
+    /// goes). The scale-out test caps the rate so its kills and drain
+    /// fall inside the transfer on a machine of any speed.
+    pub max_rate: Option<u64>,
 }
 
 /// What a finished transfer counted.
@@ -43,6 +47,8 @@ pub struct ClientReport {
     pub rows: u64,
     /// Time spent waiting between connection attempts (backoff).
     pub backoff: Duration,
+    /// Sessions the server ended with 1001 (going away: a drain).
+    pub going_away: u64,
 }
 
 pub use super::db::BoxError;
@@ -53,6 +59,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
     let store = db::open_rw(&config.db)?;
     let mut position = db::position(&store)?;
     let window = config.window.max(1);
+    let max_rate = config.max_rate.filter(|&r| r > 0);
 
     // The writer thread: batches in, committed sequence numbers out. The
     // inbound channel holds at most a window of batches.
@@ -64,7 +71,11 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         let (rows, batches, progress) = (rows.clone(), batches.clone(), progress.clone());
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_batches(store, batch_rx, done_tx, &rows, &batches, &progress))?
+            .spawn(move || {
+                write_batches(
+                    store, batch_rx, done_tx, &rows, &batches, &progress, max_rate,
+                )
+            })?
     };
     let mut commits = Box::pin(futures_util::sink::unfold(
         batch_tx,
@@ -104,8 +115,18 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         }
     });
 
+    let mut going_away = 0;
+    let debug = std::env::var_os("ROWS_DEBUG").is_some();
+    let started = std::time::Instant::now();
     loop {
         let mut ws = reconnector.connect().await?;
+        if debug {
+            eprintln!(
+                "client: {:.3?} connected at batch {}",
+                started.elapsed(),
+                position.next_seq
+            );
+        }
         let before = position.clone();
         let outcome =
             tether_resume::receive(&mut ws, &mut position, window, &mut commits, &mut committed)
@@ -115,9 +136,21 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         if position != before {
             reconnector.progressed();
         }
+        if debug {
+            eprintln!(
+                "client: {:.3?} session ended at batch {}: {outcome:?}",
+                started.elapsed(),
+                position.next_seq
+            );
+        }
         match outcome {
             Ok(received) if received.complete => break,
-            Ok(received) => reconnector.session_ended(received.close.as_ref())?,
+            Ok(received) => {
+                if received.close.as_ref().map(|c| c.code) == Some(tether::CloseCode::GOING_AWAY) {
+                    going_away += 1;
+                }
+                reconnector.session_ended(received.close.as_ref())?
+            }
             Err(e) => reconnector.session_ended(&e)?,
         }
     }
@@ -130,6 +163,7 @@ pub async fn run(config: ClientConfig, progress: ProgressBar) -> Result<ClientRe
         batches: batches.load(Ordering::Relaxed),
         rows: rows.load(Ordering::Relaxed),
         backoff: Duration::from_micros(backoff_us.load(Ordering::Relaxed)),
+        going_away,
     })
 }
 
@@ -153,8 +187,10 @@ fn write_batches(
     rows: &AtomicU64,
     batch_count: &AtomicU64,
     progress: &ProgressBar,
+    max_rate: Option<u64>,
 ) -> Result<(), BoxError> {
     let mut busy = std::time::Duration::ZERO;
+    let start = std::time::Instant::now();
     while let Ok(batch) = batches.recv_blocking() {
         let started = std::time::Instant::now();
         let result = db::commit_batch(&mut store, &batch.payload, &batch.position_after());
@@ -164,6 +200,12 @@ fn write_batches(
                 rows.fetch_add(n as u64, Ordering::Relaxed);
                 batch_count.fetch_add(1, Ordering::Relaxed);
                 progress.inc(n as u64);
+                if let Some(rate) = max_rate {
+                    // Ahead of the rate: wait until the rows are due.
+                    let due =
+                        Duration::from_secs_f64(rows.load(Ordering::Relaxed) as f64 / rate as f64);
+                    thread::sleep(due.saturating_sub(start.elapsed()));
+                }
                 if done.send_blocking(Ok(batch.seq)).is_err() {
                     break;
                 }

@@ -60,31 +60,38 @@ pub fn count(db: &Connection) -> rusqlite::Result<u64> {
         .map(|n| n as u64)
 }
 
-/// Fills an empty source with `rows` readings from 1 000 devices, one
-/// reading per device every 10 s from 2026-01-01, deterministic for `seed`.
-pub fn generate(db: &mut Connection, rows: u64, seed: u64) -> rusqlite::Result<()> {
+/// The readings of a source of `rows` rows, in primary-key order: 1 000
+/// devices, one reading per device every 10 s from 2026-01-01,
+/// deterministic for `seed`. Every source (SQLite or PostgreSQL) is filled
+/// from here, so equal arguments give equal checksums.
+pub fn generated_rows(rows: u64, seed: u64) -> impl Iterator<Item = Row> {
     let mut rng = Xoshiro256::from_seed(seed);
     let mut unit = move || f64::from(rng.next_u32()) / f64::from(u32::MAX);
+    let start_ms = 1_767_225_600_000i64;
+    (1..=rows as i64).map(move |id| {
+        let device = (id % 1000) as u32;
+        Row {
+            id,
+            ts_ms: start_ms + (id / 1000) * 10_000 + (unit() * 500.0) as i64,
+            device,
+            temperature: 15.0 + f64::from(device % 17) + unit() * 8.0,
+            humidity: 30.0 + unit() * 50.0,
+            pressure: 990.0 + unit() * 40.0,
+            battery: (100.0 - unit() * 60.0) as f32,
+            status: STATUSES[(unit() * STATUSES.len() as f64) as usize % STATUSES.len()].to_owned(),
+        }
+    })
+}
+
+/// Fills an empty source with `rows` readings (see [`generated_rows`]).
+pub fn generate(db: &mut Connection, rows: u64, seed: u64) -> rusqlite::Result<()> {
     let tx = db.transaction()?;
     {
         let mut insert = tx.prepare(
             "INSERT INTO readings (id, ts, device, temperature, humidity, pressure, battery, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        let start_ms = 1_767_225_600_000i64;
-        for id in 1..=rows as i64 {
-            let device = (id % 1000) as u32;
-            let row = Row {
-                id,
-                ts_ms: start_ms + (id / 1000) * 10_000 + (unit() * 500.0) as i64,
-                device,
-                temperature: 15.0 + f64::from(device % 17) + unit() * 8.0,
-                humidity: 30.0 + unit() * 50.0,
-                pressure: 990.0 + unit() * 40.0,
-                battery: (100.0 - unit() * 60.0) as f32,
-                status: STATUSES[(unit() * STATUSES.len() as f64) as usize % STATUSES.len()]
-                    .to_owned(),
-            };
+        for row in generated_rows(rows, seed) {
             insert.execute(params![
                 row.id,
                 row.ts_ms,
@@ -238,7 +245,7 @@ pub fn checksum(db: &Connection) -> rusqlite::Result<(u64, u64)> {
     )?;
     let mut rows = stmt.query([])?;
     let mut buf = Vec::with_capacity(128);
-    let (mut n, mut sum) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+    let mut sum = Checksum::default();
     while let Some(r) = rows.next()? {
         buf.clear();
         Row::encode_fields(
@@ -252,13 +259,42 @@ pub fn checksum(db: &Connection) -> rusqlite::Result<(u64, u64)> {
             r.get::<_, f64>(6)? as f32,
             r.get_ref(7)?.as_str()?,
         );
-        // FNV-1a over the row's canonical encoding, one word at a time.
-        for w in buf.chunks(8) {
+        sum.add(&buf);
+    }
+    Ok(sum.value())
+}
+
+/// The checksum of [`checksum`], fed one encoded row at a time, so a
+/// source of any kind computes the same value.
+#[derive(Debug, Clone, Copy)]
+pub struct Checksum {
+    rows: u64,
+    sum: u64,
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Self {
+            rows: 0,
+            sum: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl Checksum {
+    /// Adds one row, in its canonical encoding ([`Row::encode_fields`]).
+    pub fn add(&mut self, encoded_row: &[u8]) {
+        // FNV-1a over the row's encoding, one word at a time.
+        for w in encoded_row.chunks(8) {
             let mut word = [0u8; 8];
             word[..w.len()].copy_from_slice(w);
-            sum = (sum ^ u64::from_le_bytes(word)).wrapping_mul(0x0000_0100_0000_01b3);
+            self.sum = (self.sum ^ u64::from_le_bytes(word)).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        n += 1;
+        self.rows += 1;
     }
-    Ok((n, sum))
+
+    /// Rows added and the checksum.
+    pub fn value(&self) -> (u64, u64) {
+        (self.rows, self.sum)
+    }
 }

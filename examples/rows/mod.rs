@@ -4,8 +4,10 @@
 //! that cuts the connection, and stored exactly once on the other side.
 
 pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod db;
+pub mod pg;
 pub mod relay;
 pub mod server;
 pub mod tls;

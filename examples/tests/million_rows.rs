@@ -38,12 +38,7 @@ fn fixture() -> &'static Fixture {
         db::generate(&mut conn, ROWS, 42).unwrap();
         let checksum = db::checksum(&conn).unwrap();
         assert_eq!(checksum.0, ROWS);
-        let config = server::ServeConfig {
-            db: source.clone(),
-            batch_rows: 100,
-            max_window: 8,
-            tls: None,
-        };
+        let config = server::ServeConfig::new(server::Source::Sqlite(source.clone()), 100, 8);
         let server = spawn_server(config.clone()).unwrap();
         tls::make_cert(&dir).unwrap();
         let tls_server = spawn_server(server::ServeConfig {
@@ -132,6 +127,7 @@ fn transfer(chaos: &Chaos, name: &str) -> (u64, u64, u64) {
             backoff: client::quick_backoff()
                 .with_initial(std::time::Duration::from_millis(1))
                 .with_max(std::time::Duration::from_millis(20)),
+            max_rate: None,
         },
         ProgressBar::hidden(),
     ))

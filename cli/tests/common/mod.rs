@@ -118,6 +118,8 @@ pub struct Serve {
     pub addr: String,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// Its stdout, line by line.
+    pub stdout: mpsc::Receiver<String>,
 }
 
 impl Serve {
@@ -137,21 +139,14 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run tether serve");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(child.stderr.take().expect("stderr"));
+        let stdout = line_channel(child.stdout.take().expect("stdout"));
         let mut serve = Self {
             child,
             addr: String::new(),
             lines,
             seen: Vec::new(),
+            stdout,
         };
         let first = serve.line_with("listening on ");
         serve.addr = first
@@ -193,10 +188,22 @@ impl Serve {
         }
     }
 
+    /// Waits for `n` connections opened, in any order.
+    pub fn opened(&mut self, n: usize) {
+        let already = self.seen.iter().filter(|l| l.contains(" open ")).count();
+        for _ in already..n {
+            self.line_with(" open ");
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> i32 {
         signal(&self.child, "TERM");
         let status = wait(&mut self.child, LIMIT).expect("tether serve exits on SIGTERM");
+        // Everything it printed to the end, into `seen`.
+        while let Ok(line) = self.lines.recv_timeout(LIMIT) {
+            self.seen.push(line);
+        }
         status.code().unwrap_or(-1)
     }
 }
@@ -206,6 +213,20 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The lines `r` gives, as they come.
+pub fn line_channel(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Sends a signal to a child this test started.

@@ -41,7 +41,7 @@ pub async fn run(args: BenchArgs) -> u8 {
         Ok(t) => t,
         Err(e) => {
             out.note(Status::Bad, &format!("tether bench: {e}"));
-            return exit::USAGE;
+            return exit::FAILURE;
         }
     };
     let mut options = ClientOptions::default()

@@ -33,9 +33,9 @@ pub async fn run(args: ConnectArgs) -> u8 {
     let out = Output::new(args.jsonl, encoding);
     let options = match client_options(&args, &out) {
         Ok(o) => o,
-        Err(e) => {
+        Err((code, e)) => {
             out.note(Status::Bad, &format!("tether: {e}"));
-            return exit::USAGE;
+            return code;
         }
     };
     let interactive = std::io::stdin().is_terminal() && !args.no_interactive;
@@ -77,8 +77,10 @@ pub async fn run(args: ConnectArgs) -> u8 {
     }
 }
 
-/// The request settings the flags ask for.
-fn client_options(args: &ConnectArgs, out: &Output) -> Result<ClientOptions, String> {
+/// The request settings the flags ask for; the status and message of a
+/// bad flag (2) or a certificate file that cannot be used (1).
+fn client_options(args: &ConnectArgs, out: &Output) -> Result<ClientOptions, (u8, String)> {
+    let usage = |e: String| (exit::USAGE, e);
     let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
     let config = Config::default()
         .with_ping_interval(nonzero(args.ping_interval))
@@ -87,17 +89,21 @@ fn client_options(args: &ConnectArgs, out: &Output) -> Result<ClientOptions, Str
     for h in &args.headers {
         let (name, value) = h
             .split_once(':')
-            .ok_or_else(|| format!("--header {h:?}: expected `Name: value`"))?;
-        let name = HeaderName::try_from(name.trim())
-            .map_err(|_| format!("--header {h:?}: {:?} is not a header name", name.trim()))?;
+            .ok_or_else(|| usage(format!("--header {h:?}: expected `Name: value`")))?;
+        let name = HeaderName::try_from(name.trim()).map_err(|_| {
+            usage(format!(
+                "--header {h:?}: {:?} is not a header name",
+                name.trim()
+            ))
+        })?;
         let value = HeaderValue::try_from(value.trim())
-            .map_err(|_| format!("--header {h:?}: the value is not a header value"))?;
+            .map_err(|_| usage(format!("--header {h:?}: the value is not a header value")))?;
         headers.append(name, value);
     }
     let proxy = match (&args.proxy, args.no_proxy) {
-        (Some(url), _) => {
-            ProxyConfig::Explicit(Proxy::parse(url).map_err(|e| format!("--proxy {url:?}: {e}"))?)
-        }
+        (Some(url), _) => ProxyConfig::Explicit(
+            Proxy::parse(url).map_err(|e| usage(format!("--proxy {url:?}: {e}")))?,
+        ),
         (None, true) => ProxyConfig::Direct,
         (None, false) => ProxyConfig::FromEnv,
     };
@@ -106,7 +112,8 @@ fn client_options(args: &ConnectArgs, out: &Output) -> Result<ClientOptions, Str
         cert: args.cert.as_deref(),
         key: args.key.as_deref(),
         insecure: args.insecure,
-    })?;
+    })
+    .map_err(|e| (exit::FAILURE, e))?;
     if args.insecure {
         out.note(
             Status::Warn,

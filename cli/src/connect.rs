@@ -49,7 +49,7 @@ pub async fn run(args: ConnectArgs) -> u8 {
         received: 0,
         pings: HashMap::new(),
         next_ping: 0,
-        input: input::spawn_reader(interactive),
+        input: input::spawn_reader(),
         input_open: true,
         local_error: false,
     };
@@ -268,6 +268,10 @@ impl Session {
             ),
             Some(("open", json!({"url": url, "subprotocol": protocol}))),
         );
+        if self.interactive {
+            eprintln!("type a line to send it; /help lists the commands");
+            self.reprompt();
+        }
     }
 
     fn connect_failed(&self, e: &Error) -> u8 {
@@ -425,7 +429,13 @@ impl Session {
             Message::Binary(b) => {
                 self.received += 1;
                 self.clear_prompt();
-                self.out.binary(&b, self.prefix())
+                if self.interactive && self.out.encoding == Encoding::Raw && !self.out.jsonl {
+                    // Raw bytes would garble a terminal: show them in hex.
+                    let shown = format!("[binary, {} bytes] {}", b.len(), crate::output::hex(&b));
+                    self.out.text(&shown, self.prefix())
+                } else {
+                    self.out.binary(&b, self.prefix())
+                }
             }
             Message::Pong(payload) => {
                 if let Some(rtt) = ws.pong_latency() {
@@ -529,6 +539,7 @@ impl Session {
         if let Err(e) = ws.send(msg).await {
             self.out.note(Status::Bad, &format!("tether: send: {e}"));
         }
+        self.reprompt();
         None
     }
 

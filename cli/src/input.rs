@@ -11,16 +11,12 @@ const MAX_LINE: usize = 64 << 20;
 /// A line of stdin (without its line ending), or why reading stopped.
 pub type Line = Result<Vec<u8>, String>;
 
-/// Reads stdin into a channel; the channel closes at end of input. With
-/// `prompt`, a `> ` goes to stderr before each line is read.
-pub fn spawn_reader(prompt: bool) -> mpsc::Receiver<Line> {
+/// Reads stdin into a channel; the channel closes at end of input.
+pub fn spawn_reader() -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
         loop {
-            if prompt {
-                eprint!("> ");
-            }
             let mut line = Vec::new();
             let read = (&mut stdin)
                 .take(MAX_LINE as u64 + 1)

@@ -171,7 +171,7 @@ fn broadcast_stdin() -> broadcast::Sender<Message> {
     let (tx, _) = broadcast::channel(1024);
     let sender = tx.clone();
     tokio::spawn(async move {
-        let mut lines = crate::input::spawn_reader(false);
+        let mut lines = crate::input::spawn_reader();
         while let Some(Ok(line)) = lines.recv().await {
             let msg = match String::from_utf8(line) {
                 Ok(t) => Message::text(t),

@@ -195,7 +195,8 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Ping each client after this long without one (0: never).
+    /// Ping each client after this long without one (0: never); a client
+    /// that leaves a ping unanswered as long (at least 5s) is dropped.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub ping_interval: Duration,
     /// Accept permessage-deflate when a client offers it.

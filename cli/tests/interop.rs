@@ -2,7 +2,8 @@
 //! `websockets` (the pinned release in the venv the adapters' interop
 //! tests use, `target/interop-venv`, made here the same way when missing)
 //! and Node's `ws` (installed with npm under target/; `#[ignore]`d,
-//! needing node and npm, run by `.ci/run`).
+//! needing node and npm, run by `.ci/run`); and `tether bench` against a
+//! Python `websockets` echo server.
 
 mod common;
 
@@ -177,4 +178,57 @@ fn node_ws_client_against_serve_echo() {
         assert!(closed.contains("code=1000 (done) by client"), "{closed}");
         assert!(closed.contains("4 in, 4 out"), "{closed}");
     }
+}
+
+const PY_ECHO_SERVER: &str = r#"
+from websockets.sync.server import serve
+def echo(ws):
+    for msg in ws:
+        ws.send(msg)
+with serve(echo, "127.0.0.1", 0, compression=None, max_size=None) as server:
+    print("PORT", server.socket.getsockname()[1], flush=True)
+    server.serve_forever()
+"#;
+
+#[test]
+fn bench_against_a_python_websockets_echo_server() {
+    use std::io::{BufRead, BufReader};
+    let py = python();
+    let dir = TempDir::new("py-echo");
+    let script = dir.file("server.py", PY_ECHO_SERVER);
+    let mut server = Command::new(&py)
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .to_owned();
+    let r = common::run(
+        &[
+            "bench",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--count",
+            "500",
+            "--connections",
+            "2",
+            "--json",
+        ],
+        b"",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r.code, 0, "{r:?}");
+    let report: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(report["messages"], 500, "{report}");
+    assert!(
+        report["messages_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 }

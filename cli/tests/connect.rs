@@ -71,6 +71,12 @@ fn a_failed_connection_or_handshake_exits_3() {
     let r = run(&["connect", &server.url], b"");
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
+    // With --jsonl the failure is an event too.
+    let r = run(&["connect", &server.url, "--jsonl"], b"");
+    assert_eq!(r.code, 3, "{r:?}");
+    let event: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(event["event"], "error", "{event}");
+    assert_eq!(event["http_status"], 403, "{event}");
 }
 
 #[test]

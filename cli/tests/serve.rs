@@ -50,10 +50,19 @@ fn exec_closes_when_the_process_exits() {
 fn exec_process_is_killed_when_the_connection_closes() {
     let dir = common::TempDir::new("exec-kill");
     let pidfile = dir.0.join("pid");
-    let cmd = format!("echo $$ > {}; exec sleep 600", pidfile.display());
+    // It says it is ready (a message) once its pid is written; the client
+    // closes after that message, while the command would sleep on.
+    let cmd = format!(
+        "echo $$ > {}; echo ready; exec sleep 600",
+        pidfile.display()
+    );
     let mut serve = Serve::start(&["--exec", &cmd]);
-    let r = run(&["connect", &serve.url()], b"");
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = run_holding(
+        &["connect", &serve.url(), "-n", "1"],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ready\n"), "{r:?}");
     serve.line_with("#1 closed");
     let pid = std::fs::read_to_string(&pidfile).expect("the command wrote its pid");
     let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
@@ -144,4 +153,29 @@ fn serve_help_and_bad_arguments() {
     let r = run(&["serve", "no-such-host.invalid:1"], b"");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("cannot listen"), "{r:?}");
+}
+
+#[test]
+fn serve_pings_its_clients_at_the_interval_asked() {
+    use futures_util::StreamExt;
+    let serve = Serve::start(&["--ping-interval", "100ms"]);
+    let url = serve.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let options = tether::ClientOptions::default()
+            .with_config(tether::Config::without_keepalive())
+            .with_proxy(tether::proxy::ProxyConfig::Direct);
+        let mut ws = tether::tokio::connect_with(&url, options).await.unwrap();
+        let mut pings = 0;
+        while pings < 2 {
+            match tokio::time::timeout(LIMIT, ws.next()).await {
+                Ok(Some(Ok(tether::Message::Ping(_)))) => pings += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("expected the server's pings, got {other:?}"),
+            }
+        }
+    });
 }

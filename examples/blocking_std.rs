@@ -14,7 +14,17 @@ use std::time::{Duration, Instant};
 use tether::core::handshake::{ClientHandshake, ClientRequest, HandshakeLimits};
 use tether::core::{CloseCode, Config, Connection, Event, Message};
 
+/// What `--help` prints.
+const USAGE: &str = "\
+The sans-IO core over a blocking std::net::TcpStream, against a tether
+server it starts on a thread.
+
+usage: cargo run --example blocking-std
+
+No options (-h, --help: this help).";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tether_examples::help(USAGE);
     let addr = start_server()?;
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;

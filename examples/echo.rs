@@ -9,7 +9,19 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use tether::{smol as ws, CloseCode, Message};
 
+/// What `--help` prints.
+const USAGE: &str = "\
+A server and a client in one process on smol: text and binary echoes of
+several sizes, a ping and a close, then what was measured.
+
+usage: cargo run --release --example echo [-- OPTIONS]
+
+  --messages N   messages to echo            (100000)
+  --size BYTES   size of each message        (64)
+  -h, --help     this help";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tether_examples::help(USAGE);
     let (messages, size) = parse_args();
     smol::block_on(async {
         // tether's Listener sets TCP_NODELAY and rides out EMFILE.

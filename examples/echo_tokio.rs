@@ -5,8 +5,17 @@
 use futures_util::{SinkExt, StreamExt};
 use tether::{tokio as ws, CloseCode, Message};
 
+/// What `--help` prints.
+const USAGE: &str = "\
+The echo example on tokio: a server task and a client in one process.
+
+usage: cargo run --release --example echo-tokio
+
+No options (-h, --help: this help).";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tether_examples::help(USAGE);
     // tether's Listener sets TCP_NODELAY and waits out EMFILE; `accept`
     // fails only if the listener itself breaks.
     let mut listener = ws::Listener::bind("127.0.0.1:0").await?;

@@ -92,7 +92,7 @@ fn parse_args() -> Result<Args, BoxError> {
             }
             // Internal: run as the server child process on this source.
             "--serve" => args.serve = Some(value()?),
-            other => return Err(format!("unknown option {other}; see the file's header").into()),
+            other => return Err(format!("unknown option {other}; --help lists the options").into()),
         }
     }
     if args.rows == 0 || args.batch == 0 {
@@ -101,7 +101,28 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
+/// What `--help` prints.
+const USAGE: &str = "\
+A million database rows over one WebSocket connection that keeps getting
+cut, with nothing lost and nothing duplicated (tether_resume).
+
+usage: cargo run --release --example million-rows [-- OPTIONS]
+
+  --rows N        rows in the source table          (1000000)
+  --batch N       rows per batch                    (10000)
+  --window N      unacknowledged batches in flight  (4)
+  --chaos N       connection cuts                   (3)
+  --seed N        where the cuts fall               (from the clock)
+  --dir PATH      where the databases live          (target/million-rows)
+  --tls           wss:// with a certificate made at start-up, which the
+                  client trusts alone
+  --source URL    read the rows from PostgreSQL at a postgres:// URL
+                  (filled on first use; default: the SQLite source)
+  --no-progress   no progress bar (logs, CI)
+  -h, --help      this help";
+
 fn main() -> Result<(), BoxError> {
+    tether_examples::help(USAGE);
     let args = parse_args()?;
     if let Some(source) = &args.serve {
         return serve_child(server::Source::parse(source), &args);

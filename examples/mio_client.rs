@@ -76,7 +76,18 @@ impl Client {
     }
 }
 
+/// What `--help` prints.
+const USAGE: &str = "\
+A blocking-style client on the mio driver: an echo, a ping, timed round
+trips and a close.
+
+usage: cargo run --example mio-client [-- URL]
+
+  URL         a ws:// echo server (default: one of its own, on a thread)
+  -h, --help  this help";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tether_examples::help(USAGE);
     let url = match std::env::args().nth(1) {
         Some(url) => url,
         None => start_echo_server()?,

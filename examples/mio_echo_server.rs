@@ -10,7 +10,17 @@ use std::time::{Duration, Instant};
 
 use tether::mio::{Driver, Event};
 
+/// What `--help` prints.
+const USAGE: &str = "\
+An echo server on one thread: one mio event loop for every connection.
+
+usage: cargo run --release --example mio-echo-server [-- ADDR]
+
+  ADDR        where to listen (default 127.0.0.1:9002; port 0 picks one)
+  -h, --help  this help";
+
 fn main() -> std::io::Result<()> {
+    tether_examples::help(USAGE);
     let fd_limit = raise_fd_limit();
     let addr = std::env::args()
         .nth(1)

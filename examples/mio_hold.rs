@@ -12,7 +12,21 @@ use std::time::{Duration, Instant};
 use tether::mio::{Driver, Event};
 use tether::{ClientOptions, CloseCode, Message};
 
+/// What `--help` prints.
+const USAGE: &str = "\
+Opens many connections from one thread and holds them, to see what idle
+connections cost a server.
+
+usage: cargo run --release --example mio-hold -- URL [CONNECTIONS [SECONDS]]
+
+  URL           a ws:// echo server (mio-echo-server, say)
+  CONNECTIONS   how many to open    (10000)
+  SECONDS       how long to hold    (30)
+  -h, --help    this help
+Set TETHER_DEFLATE to offer compression.";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tether_examples::help(USAGE);
     let mut args = std::env::args().skip(1);
     let url = args
         .next()

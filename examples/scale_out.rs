@@ -23,8 +23,10 @@ use tether_examples::rows::cluster::run::{self, ScaleOut};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const HELP: &str = "\
+const USAGE: &str = "\
 scale-out: the rows transfer through HAProxy to instances that get killed
+
+usage: cargo run --release --example scale-out [-- OPTIONS]
 
   --rows N          rows in the PostgreSQL source             (1000000)
   --batch N         rows per batch                            (10000)
@@ -40,13 +42,14 @@ scale-out: the rows transfer through HAProxy to instances that get killed
   --scratch PATH    PostgreSQL's and HAProxy's files          (the temp dir)
   --postgres URL    use this PostgreSQL (postgres://...) instead of starting one
   --no-progress     no progress bar (logs, CI)
-  --help            this text
+  -h, --help        this help
 
 Each killed or drained instance is started again on the same address.
 Needs PostgreSQL's server binaries and HAProxy: apt-get install postgresql haproxy
 ";
 
 fn main() -> Result<(), BoxError> {
+    tether_examples::help(USAGE);
     let mut raw = std::env::args().skip(1).peekable();
     if raw.peek().map(String::as_str) == Some("--instance") {
         // A child: one server instance (see `instance`).
@@ -91,10 +94,6 @@ fn main() -> Result<(), BoxError> {
             "--scratch" => cfg.scratch = PathBuf::from(value()?),
             "--postgres" => cfg.postgres = Some(value()?),
             "--no-progress" => progress = false,
-            "--help" | "-h" => {
-                print!("{HELP}");
-                return Ok(());
-            }
             other => return Err(format!("unknown option {other}; try --help").into()),
         }
     }

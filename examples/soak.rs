@@ -110,7 +110,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--ping-interval" => args.ping_interval = parse_duration(&value()?)?,
             // Internal: run as the server child.
             "--serve" => args.serve = true,
-            other => return Err(format!("unknown option {other}; see the file's header").into()),
+            other => return Err(format!("unknown option {other}; --help lists the options").into()),
         }
     }
     if !matches!(args.runtime.as_str(), "tokio" | "smol" | "mio") {
@@ -122,7 +122,22 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
+/// What `--help` prints.
+const USAGE: &str = "\
+Soak: many connections churned for a fixed time against a server child;
+fails unless its descriptors, connections and memory return to baseline.
+
+usage: cargo run --release --example soak -- [OPTIONS]
+
+  --connections N     clients held open                    (1000)
+  --duration D        how long to churn: 90s, 30m, 1h      (60s)
+  --runtime R         the server's: tokio, smol or mio     (tokio)
+  --cycle D           time between churn rounds            (10s)
+  --ping-interval D   the server's keepalive ping interval (1s)
+  -h, --help          this help";
+
 fn main() {
+    tether_examples::help(USAGE);
     let result = parse_args().and_then(|args| if args.serve { serve(&args) } else { run(&args) });
     match result {
         Ok(true) => {}

@@ -111,6 +111,8 @@ struct Inner<S, R: Runtime> {
     /// The graceful shutdown this connection takes part in, until its
     /// transport is done.
     shutdown: Option<Watch>,
+    /// The round trip the last pong returned by the Stream measured.
+    pong_latency: Option<Duration>,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -134,6 +136,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 timer_armed: false,
                 stashed: None,
                 shutdown: None,
+                pong_latency: None,
                 _runtime: PhantomData,
             }),
         }
@@ -152,6 +155,14 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// Round trip of the last keepalive ping.
     pub fn latency(&self) -> Option<Duration> {
         self.inner.conn.latency()
+    }
+
+    /// Round trip of the keepalive ping that the last [`Message::Pong`]
+    /// returned by the Stream answered; `None` when that pong answered
+    /// none (unsolicited, or the pong of an application's ping). Read
+    /// right after the pong, it tells a keepalive sample from any pong.
+    pub fn pong_latency(&self) -> Option<Duration> {
+        self.inner.pong_latency
     }
 
     /// Bytes queued and not yet written to the socket.
@@ -510,7 +521,10 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 let msg = match ev {
                     Event::Message(m) => m,
                     Event::Ping(p) => Message::Ping(p),
-                    Event::Pong { payload, .. } => Message::Pong(payload),
+                    Event::Pong { payload, latency } => {
+                        self.inner.pong_latency = latency;
+                        Message::Pong(payload)
+                    }
                     Event::Close(frame) => Message::Close(frame),
                     Event::Error(e) => return Poll::Ready(Some(Err(Error::WebSocket(e)))),
                     // Chunk delivery is on: say so rather than drop data,

@@ -60,6 +60,11 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
 }
 
 impl<S: Transport, R: Runtime> WsStream<S, R> {
+    /// [`WebSocket::pong_latency`] on the receiving half.
+    pub fn pong_latency(&self) -> Option<std::time::Duration> {
+        lock(&self.shared).pong_latency()
+    }
+
     /// [`WebSocket::next_chunk`] on the receiving half.
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk, Error>> {
         lock(&self.shared).inner.conn.set_deliver_chunks(true);

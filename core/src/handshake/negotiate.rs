@@ -299,7 +299,9 @@ impl Refusal {
 pub fn failed_response(error: &HandshakeError) -> http::Response<Bytes> {
     let status = error.http_status().unwrap_or(400);
     let mut response = http::Response::new(Bytes::from(format!("{error}\n")));
-    *response.status_mut() = StatusCode::from_u16(status).expect("valid status");
+    // A status carried by the error came from a parsed response or an
+    // `http::StatusCode`, but `Rejected` can be built by hand: never panic.
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let headers = response.headers_mut();
     match error {
         HandshakeError::UnsupportedVersion => {

@@ -10,6 +10,7 @@ mod soketto;
 mod tether;
 mod tokio_websockets;
 mod tungstenite;
+mod write_buffer;
 
 use std::future::Future;
 use std::io::{self, Write};
@@ -27,6 +28,7 @@ pub const IMPLS: &[&str] = &[
     "tether-tokio-keepalive",
     "tokio-tungstenite",
     "fastwebsockets",
+    "fastwebsockets-unbuffered",
     "tokio-websockets",
     "soketto",
     "raw-tcp",
@@ -92,6 +94,7 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         "soketto" => serve_smol(addr, soketto::echo),
         "tokio-tungstenite" => serve_tokio(addr, tungstenite::echo),
         "fastwebsockets" => serve_tokio(addr, fastws::serve),
+        "fastwebsockets-unbuffered" => serve_tokio(addr, fastws::serve_unbuffered),
         "tokio-websockets" => serve_tokio(addr, tokio_websockets::echo),
         "raw-tcp" => serve_tokio(addr, raw_tcp::echo),
         other => Err(io::Error::new(

@@ -24,10 +24,13 @@ answers with pongs). The other libraries have no built-in keepalive.
 - **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), `feed` every \
 message already received (`now_or_never`), `flush` once when none is ready: the \
 batching `send_all` does, on the unsplit stream.
-- **fastwebsockets** 0.10: hyper 1 upgrade, `FragmentCollector`, `write_frame` per \
-message (the library has no write buffer).
+- **fastwebsockets** 0.10: hyper 1 upgrade, then the stream behind a 64 KiB write buffer \
+written out when a read would block (the library has none of its own), \
+`FragmentCollector`, `write_frame` per message into the buffer. \
+**fastwebsockets-unbuffered**: its echo example as written, one write per message.
 - **tokio-websockets** 0.13: `ServerBuilder::accept`, the same `feed`/`flush` loop; its \
-stream flushes queued frames whenever it is polled, so it writes once per message anyway.
+stream flushes queued frames whenever it is polled (and a write buffer under it would \
+be flushed with them), so it writes once per message anyway.
 - **soketto** 0.8 on smol: buffered reader and writer, `receive_data`, send and `flush` \
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.

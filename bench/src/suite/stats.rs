@@ -8,6 +8,7 @@ use super::Run;
 pub const OTHER_LIBS: &[&str] = &[
     "tokio-tungstenite",
     "fastwebsockets",
+    "fastwebsockets-unbuffered",
     "tokio-websockets",
     "soketto",
 ];

@@ -8,6 +8,7 @@ mod raw_tcp;
 mod raw_tls;
 mod soketto;
 mod tether;
+mod tether_mio;
 mod tokio_websockets;
 mod tungstenite;
 mod write_buffer;
@@ -23,9 +24,12 @@ use ::tokio::net::TcpStream;
 pub const IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
+    "tether-mio",
+    "tether-mio-chunks",
     "tether-smol-naive",
     "tether-smol-keepalive",
     "tether-tokio-keepalive",
+    "tether-mio-keepalive",
     "tokio-tungstenite",
     "fastwebsockets",
     "fastwebsockets-unbuffered",
@@ -34,6 +38,7 @@ pub const IMPLS: &[&str] = &[
     "raw-tcp",
     "tether-smol-tls",
     "tether-tokio-tls",
+    "tether-mio-tls",
     "tungstenite-tls",
     "raw-tls",
 ];
@@ -43,6 +48,7 @@ pub const IMPLS: &[&str] = &[
 pub const TLS_IMPLS: &[&str] = &[
     "tether-smol-tls",
     "tether-tokio-tls",
+    "tether-mio-tls",
     "tungstenite-tls",
     "raw-tls",
 ];
@@ -56,6 +62,7 @@ pub const RAW_IMPLS: &[&str] = &["raw-tcp", "raw-tls"];
 pub const DEFLATE_IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
+    "tether-mio",
     "tether-smol-naive",
     "soketto",
     "raw-tcp",
@@ -66,7 +73,14 @@ pub const KEEPALIVE_PING_INTERVAL: std::time::Duration = tether::KEEPALIVE_INTER
 
 /// Servers that send keepalive pings; only the idle scenario runs them
 /// (the load generator answers pings only there).
-pub const KEEPALIVE_IMPLS: &[&str] = &["tether-smol-keepalive", "tether-tokio-keepalive"];
+pub const KEEPALIVE_IMPLS: &[&str] = &[
+    "tether-smol-keepalive",
+    "tether-tokio-keepalive",
+    "tether-mio-keepalive",
+];
+
+/// Servers that echo chunk by chunk; only the 16 MiB scenario runs them.
+pub const CHUNK_IMPLS: &[&str] = &["tether-mio-chunks"];
 
 /// The largest message any scenario sends, with room to spare; every
 /// server is configured to accept it (libraries' defaults differ).
@@ -91,6 +105,9 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
         "tether-smol-keepalive" => serve_smol(addr, tether::echo_smol_keepalive),
         "tether-tokio-keepalive" => serve_tokio(addr, tether::echo_tokio_keepalive),
+        "tether-mio" => tether_mio::serve(addr, tether_mio::Mode::Echo, None),
+        "tether-mio-chunks" => tether_mio::serve(addr, tether_mio::Mode::Chunks, None),
+        "tether-mio-keepalive" => tether_mio::serve(addr, tether_mio::Mode::Keepalive, None),
         "soketto" => serve_smol(addr, soketto::echo),
         "tokio-tungstenite" => serve_tokio(addr, tungstenite::echo),
         "fastwebsockets" => serve_tokio(addr, fastws::serve),
@@ -130,6 +147,10 @@ fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
             let tls = tether_config()?;
             serve_tokio(addr, move |s| tether::echo_tokio_tls(s, tls))
         }
+        "tether-mio-tls" => {
+            let tls = ::tether::tls::server_config(&cert, &key).map_err(io::Error::other)?;
+            tether_mio::serve(addr, tether_mio::Mode::Echo, Some(tls))
+        }
         "tungstenite-tls" => {
             let tls = acceptor()?;
             serve_tokio(addr, move |s| tungstenite::echo_tls(s, tls))
@@ -143,7 +164,7 @@ fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
 }
 
 /// Tells the suite the server accepts connections: it waits for this line.
-fn announce(addr: SocketAddr) {
+pub(super) fn announce(addr: SocketAddr) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "listening on {addr}");
     let _ = out.flush();

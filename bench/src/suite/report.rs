@@ -17,6 +17,11 @@ const SETUP: &str = "\
 connections; the README's echo: `split()`, then `tx.send_all(&mut rx.filter(data))`, \
 which queues every message already received and flushes once when none is ready. \
 permessage-deflate with tether's defaults.
+- **tether-mio**: `tether::mio::Driver::listen_with` with the same options, one thread, \
+no futures: `conns.send(id, m)` for each `Event::Message` in `poll_with`'s callback; \
+everything queued in a pass leaves in one vectored write per connection. \
+**tether-mio-chunks** (16 MiB only): `deliver_chunks` on, each `Event::Chunk` echoed \
+with `send_chunk` as it arrives. **tether-mio-keepalive** (idle only): keepalive on, as below.
 - **tether-smol-naive**: `while let Some(m) = ws.next().await { ws.send(m).await }`.
 - **tether-smol-keepalive**, **tether-tokio-keepalive** (idle scenario only): as \
 tether-smol and tether-tokio with keepalive on, a ping every 2 s (the load generator \
@@ -35,7 +40,7 @@ be flushed with them), so it writes once per message anyway.
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.
 - **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
-- Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**: `tether::{smol,tokio}::accept_tls_with` with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
+- Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**, **tether-mio-tls**: `tether::{smol,tokio}::accept_tls_with` and the mio `listen_tls_with`, with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \

@@ -80,6 +80,7 @@ impl Scenario {
             .filter(|i| self.tls == crate::servers::TLS_IMPLS.contains(i))
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
+            .filter(|i| self.size >= 1 << 20 || !crate::servers::CHUNK_IMPLS.contains(i))
             .collect()
     }
 

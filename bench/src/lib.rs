@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod load;
+pub mod load_broadcast;
 pub mod procfs;
 pub mod record;
 pub mod servers;

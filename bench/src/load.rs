@@ -52,7 +52,7 @@ pub struct LoadConfig {
 
 /// One connection: plain TCP, or TLS over it (boxed: a rustls connection
 /// is large, and plain runs should not carry its size).
-enum Stream {
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -295,7 +295,9 @@ async fn answer_pings(mut stream: Stream, pings: &Cell<u64>) -> io::Error {
     }
 }
 
-fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io::Result<Record> {
+pub(crate) fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(
+    f: F,
+) -> io::Result<Record> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -303,7 +305,7 @@ fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io
 }
 
 /// Connects, runs the TLS handshake if `cfg.tls` says so, and upgrades.
-async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
+pub(crate) async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
     let tcp = TcpStream::connect(cfg.addr).await?;
     tcp.set_nodelay(true)?;
     let mut stream = match &cfg.tls {
@@ -347,7 +349,7 @@ async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<()> {
     Ok(())
 }
 
-async fn read_some(
+pub(crate) async fn read_some(
     stream: &mut (impl AsyncReadExt + Unpin),
     buf: &mut [u8],
     counter: &mut FrameCounter,

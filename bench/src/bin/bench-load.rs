@@ -7,16 +7,19 @@ use tether_bench::{procfs, tls};
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
     [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
-    [--tls DIR]
+    [--tls DIR] [--broadcast]
   --raw   the server echoes bytes (it echoes the upgrade request)
   --idle  open the connections, one round trip each, hold them open for
           --hold seconds (default 0.5) answering pings, and report the
           server's resident memory per connection
   --deflate  offer permessage-deflate and send compressed JSON-like text
-  --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)";
+  --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)
+  --broadcast  every connection subscribes, the first also publishes --size
+             byte messages, at most --in-flight not yet delivered to all;
+             reports deliveries per second and server CPU per delivery";
 
 fn main() {
-    let a = Args::parse(USAGE, &["raw", "idle", "deflate"]);
+    let a = Args::parse(USAGE, &["raw", "idle", "deflate", "broadcast"]);
     let cfg = LoadConfig {
         addr: a
             .required("addr", USAGE)
@@ -43,6 +46,8 @@ fn main() {
     procfs::raise_nofile();
     let result = if a.switch("idle") {
         load::run_idle(&cfg)
+    } else if a.switch("broadcast") {
+        tether_bench::load_broadcast::run_broadcast(&cfg)
     } else {
         load::run_echo(&cfg)
     };

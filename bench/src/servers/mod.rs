@@ -3,6 +3,7 @@
 //! every binary or text message through its library's fastest idiomatic
 //! public API.
 
+pub mod broadcast;
 mod fastws;
 mod raw_tcp;
 mod raw_tls;
@@ -78,6 +79,8 @@ pub const KEEPALIVE_IMPLS: &[&str] = &[
     "tether-tokio-keepalive",
     "tether-mio-keepalive",
 ];
+
+pub use broadcast::BROADCAST_IMPLS;
 
 /// Servers that echo chunk by chunk; only the 16 MiB scenario runs them.
 pub const CHUNK_IMPLS: &[&str] = &["tether-mio-chunks"];
@@ -175,7 +178,7 @@ pub(super) fn announce(addr: SocketAddr) {
 /// is a task of its own: the future given to `run` is polled again on
 /// every wake of any task, and each poll of `accept` is an `accept4`
 /// syscall (which allocates a socket even when it fails with EAGAIN).
-fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+pub(super) fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
     F: Fn(smol::net::TcpStream) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -199,7 +202,7 @@ where
 /// connections `unconstrained`, as fastwebsockets' and tokio-websockets'
 /// own echo examples do, so tokio's cooperative budget never forces a
 /// yield in one server and not in another.
-fn serve_tokio<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+pub(super) fn serve_tokio<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + 'static,

@@ -13,7 +13,7 @@ use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 /// never answers pings. permessage-deflate keeps tether's defaults (used
 /// when the client offers it). Built once and shared by every connection,
 /// as a server would: a temporary would sit in each connection's task.
-static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
+pub(super) static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
 static KEEPALIVE_OPTIONS: LazyLock<ServerOptions> = LazyLock::new(keepalive_options);
 
 pub(super) fn options() -> ServerOptions {

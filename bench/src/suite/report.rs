@@ -42,6 +42,15 @@ permessage-deflate with its defaults.
 - **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
 - Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**, **tether-mio-tls**: `tether::{smol,tokio}::accept_tls_with` and the mio `listen_tls_with`, with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
 
+- **broadcast** (the `broadcast` scenario): every message any connection sends goes to \
+every connection. tether-smol/-tokio: a task per connection subscribed to one \
+`tokio::sync::broadcast` channel of `PreparedMessage`s (framed once), `feed_prepared` \
+every message in the channel, `flush` once; tether-mio: `send_prepared` to every open \
+connection from the callback. tokio-tungstenite, tokio-websockets: the same channel of \
+their `Message` (shared `Bytes` payload, framed per connection), split stream, \
+`feed`/`flush`. fastwebsockets: split (`unstable-split`) into a reading and a writing \
+task, the writer behind a 64 KiB `BufWriter` flushed when the channel is empty.
+
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
 are binary except in the permessage-deflate scenario (compressed JSON-like text).
@@ -81,7 +90,7 @@ pub fn markdown(
     md.push_str(SETUP);
     for s in scenarios {
         match s.kind {
-            Kind::Echo => echo_table(&mut md, s, impls, summaries),
+            Kind::Echo | Kind::Broadcast => echo_table(&mut md, s, impls, summaries),
             Kind::Idle => idle_table(&mut md, s, impls, summaries),
         }
     }
@@ -101,7 +110,11 @@ pub fn markdown(
 fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
     let rt = s.is_round_trip();
     let _ = writeln!(md, "\n## {}\n", s.title);
-    let unit = if rt { "round trips/s" } else { "msgs/s" };
+    let unit = match (rt, s.kind) {
+        (true, _) => "round trips/s",
+        (_, Kind::Broadcast) => "deliveries/s",
+        _ => "msgs/s",
+    };
     let (libs, raw_name) = stats::references(s.tls);
     let vs_raw = raw_label(s);
     let _ = writeln!(

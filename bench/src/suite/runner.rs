@@ -94,6 +94,7 @@ impl Runner {
         let mut server = self
             .command("bench-server", SERVER_CORE)
             .args(["--impl", name, "--addr", &addr])
+            .args((scenario.kind == Kind::Broadcast).then_some("--broadcast"))
             .args(&tls)
             .stdout(Stdio::piped())
             .spawn()
@@ -139,6 +140,9 @@ impl Runner {
         }
         if scenario.deflate {
             cmd.arg("--deflate");
+        }
+        if scenario.kind == Kind::Broadcast {
+            cmd.arg("--broadcast");
         }
         let load = cmd
             .stdout(Stdio::piped())

@@ -9,6 +9,8 @@ pub enum Kind {
     Echo,
     /// Open connections and measure the server's memory.
     Idle,
+    /// One publisher, every connection subscribed: deliveries per second.
+    Broadcast,
 }
 
 /// One load shape.
@@ -81,6 +83,7 @@ impl Scenario {
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .filter(|i| self.size >= 1 << 20 || !crate::servers::CHUNK_IMPLS.contains(i))
+            .filter(|i| self.kind != Kind::Broadcast || crate::servers::BROADCAST_IMPLS.contains(i))
             .collect()
     }
 
@@ -92,6 +95,23 @@ impl Scenario {
             connections,
             in_flight: 1,
             size: 32,
+            deflate: false,
+            tls: false,
+        }
+    }
+
+    fn broadcast(connections: usize, in_flight: usize, size: usize) -> Self {
+        Self {
+            id: "broadcast",
+            title: format!(
+                "broadcast: {} messages from one publisher to {connections} subscribed \
+                 connections, {in_flight} in flight",
+                human_size(size)
+            ),
+            kind: Kind::Broadcast,
+            connections,
+            in_flight,
+            size,
             deflate: false,
             tls: false,
         }
@@ -127,6 +147,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::echo("echo-16m", 1, 1, 16 << 20),
         Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
         Scenario::idle(c(10_000, 1_000)),
+        Scenario::broadcast(c(10_000, 500), 16, 256),
         Scenario::tls_echo("tls-echo-64", c(64, 16), 16, 64),
         Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
         Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),

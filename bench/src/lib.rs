@@ -10,6 +10,7 @@
 pub mod args;
 pub mod load;
 pub mod load_broadcast;
+pub mod load_connect;
 pub mod procfs;
 pub mod record;
 pub mod servers;

@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -306,7 +306,21 @@ pub(crate) fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(
 
 /// Connects, runs the TLS handshake if `cfg.tls` says so, and upgrades.
 pub(crate) async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
-    let tcp = TcpStream::connect(cfg.addr).await?;
+    connect_from(cfg, None).await
+}
+
+/// [`connect`] from a source address of the caller's choice (bound before
+/// connecting, any port): spreading connections over 127.0.0.0/8 gives
+/// each address its own ephemeral ports.
+pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io::Result<Stream> {
+    let tcp = match source {
+        None => TcpStream::connect(cfg.addr).await?,
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(cfg.addr).await?
+        }
+    };
     tcp.set_nodelay(true)?;
     let mut stream = match &cfg.tls {
         None => Stream::Tcp(tcp),

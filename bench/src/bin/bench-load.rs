@@ -7,7 +7,7 @@ use tether_bench::{procfs, tls};
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
     [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
-    [--tls DIR] [--broadcast]
+    [--tls DIR] [--broadcast] [--connect-rate]
   --raw   the server echoes bytes (it echoes the upgrade request)
   --idle  open the connections, one round trip each, hold them open for
           --hold seconds (default 0.5) answering pings, and report the
@@ -16,10 +16,15 @@ const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
   --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)
   --broadcast  every connection subscribes, the first also publishes --size
              byte messages, at most --in-flight not yet delivered to all;
-             reports deliveries per second and server CPU per delivery";
+             reports deliveries per second and server CPU per delivery
+  --connect-rate  --connections clients each repeat: connect, upgrade, one
+             --size message echoed, close; reports connections per second";
 
 fn main() {
-    let a = Args::parse(USAGE, &["raw", "idle", "deflate", "broadcast"]);
+    let a = Args::parse(
+        USAGE,
+        &["raw", "idle", "deflate", "broadcast", "connect-rate"],
+    );
     let cfg = LoadConfig {
         addr: a
             .required("addr", USAGE)
@@ -46,6 +51,8 @@ fn main() {
     procfs::raise_nofile();
     let result = if a.switch("idle") {
         load::run_idle(&cfg)
+    } else if a.switch("connect-rate") {
+        tether_bench::load_connect::run_connect_rate(&cfg)
     } else if a.switch("broadcast") {
         tether_bench::load_broadcast::run_broadcast(&cfg)
     } else {

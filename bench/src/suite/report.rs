@@ -51,6 +51,11 @@ their `Message` (shared `Bytes` payload, framed per connection), split stream, \
 `feed`/`flush`. fastwebsockets: split (`unstable-split`) into a reading and a writing \
 task, the writer behind a 64 KiB `BufWriter` flushed when the channel is empty.
 
+- **connect-rate**: the echo servers above, unchanged; each client connects, upgrades, \
+has one 32 B message echoed, sends a close frame and shuts its write side, and reads \
+until the server ends TCP, then starts over. connections/s counts those lives; raw-tcp \
+echoes the upgrade request and the close frame instead of answering them.
+
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
 are binary except in the permessage-deflate scenario (compressed JSON-like text).
@@ -90,7 +95,9 @@ pub fn markdown(
     md.push_str(SETUP);
     for s in scenarios {
         match s.kind {
-            Kind::Echo | Kind::Broadcast => echo_table(&mut md, s, impls, summaries),
+            Kind::Echo | Kind::Broadcast | Kind::ConnectRate => {
+                echo_table(&mut md, s, impls, summaries)
+            }
             Kind::Idle => idle_table(&mut md, s, impls, summaries),
         }
     }
@@ -113,6 +120,7 @@ fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     let unit = match (rt, s.kind) {
         (true, _) => "round trips/s",
         (_, Kind::Broadcast) => "deliveries/s",
+        (_, Kind::ConnectRate) => "connections/s",
         _ => "msgs/s",
     };
     let (libs, raw_name) = stats::references(s.tls);

@@ -144,6 +144,9 @@ impl Runner {
         if scenario.kind == Kind::Broadcast {
             cmd.arg("--broadcast");
         }
+        if scenario.kind == Kind::ConnectRate {
+            cmd.arg("--connect-rate");
+        }
         let load = cmd
             .stdout(Stdio::piped())
             .spawn()

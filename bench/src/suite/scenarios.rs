@@ -11,6 +11,8 @@ pub enum Kind {
     Idle,
     /// One publisher, every connection subscribed: deliveries per second.
     Broadcast,
+    /// Clients connecting, echoing once and closing, over and over.
+    ConnectRate,
 }
 
 /// One load shape.
@@ -117,6 +119,22 @@ impl Scenario {
         }
     }
 
+    fn connect_rate(connections: usize) -> Self {
+        Self {
+            id: "connect-rate",
+            title: format!(
+                "connection rate: {connections} clients each connecting, echoing one 32 B \
+                 message and closing, over and over"
+            ),
+            kind: Kind::ConnectRate,
+            connections,
+            in_flight: 1,
+            size: 32,
+            deflate: false,
+            tls: false,
+        }
+    }
+
     fn tls_idle(connections: usize) -> Self {
         Self {
             id: "tls-idle",
@@ -148,6 +166,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
         Scenario::idle(c(10_000, 1_000)),
         Scenario::broadcast(c(10_000, 500), 16, 256),
+        Scenario::connect_rate(c(1_000, 100)),
         Scenario::tls_echo("tls-echo-64", c(64, 16), 16, 64),
         Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
         Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),

@@ -228,8 +228,11 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
         let pings = Rc::new(Cell::new(0u64));
         let lost = Rc::new(RefCell::new(None::<String>));
         let mut tls = BTreeSet::new();
-        for _ in 0..cfg.connections {
-            let mut stream = connect(cfg).await?;
+        for k in 0..cfg.connections {
+            // Spread over 127.0.0.1 ... 127.0.0.8: one address's ephemeral
+            // ports (about 28,000) would not hold 100,000 connections.
+            let source = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1 + (k % 8) as u8));
+            let mut stream = connect_from(cfg, Some(source)).await?;
             tls.extend(stream.negotiated());
             stream.write_all(&frame).await?;
             stream.flush().await?;
@@ -243,9 +246,14 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             });
         }
         // Let the server finish whatever it does after the last echo, and
-        // ping every connection at least once if it keeps them alive.
+        // ping every connection at least once if it keeps them alive; its
+        // CPU meanwhile is what holding them costs (keepalive, timers).
+        let (t0, cpu0) = (Instant::now(), procfs::cpu_ns(cfg.server_pid)?);
+        let pings0 = pings.get();
         tokio::time::sleep(cfg.hold).await;
         let rss1 = procfs::rss_bytes(cfg.server_pid)?;
+        let (held, cpu1) = (t0.elapsed().as_secs_f64(), procfs::cpu_ns(cfg.server_pid)?);
+        let held_pings = pings.get() - pings0;
         let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
         let mut rec = Record::new()
             .num("connections", cfg.connections as f64)
@@ -255,7 +263,14 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             .num(
                 "pings_per_conn",
                 pings.get() as f64 / cfg.connections as f64,
-            );
+            )
+            .num("held_s", held)
+            // Server CPU per second while the connections sat idle.
+            .num(
+                "held_cpu_util",
+                cpu1.saturating_sub(cpu0) as f64 / 1e9 / held,
+            )
+            .num("held_pings_per_s", held_pings as f64 / held);
         if let Some(t) = joined(tls) {
             rec = rec.text("tls", &t);
         }

@@ -48,7 +48,21 @@ fn main() {
                 .unwrap_or_else(|e| args::die("", &format!("{}: {e}", path.display())))
         }),
     };
-    procfs::raise_nofile();
+    let nofile = procfs::raise_nofile();
+    // Each connection is a descriptor here and one in the server, which
+    // raises its limit the same way: say so now rather than fail midway.
+    if (nofile as usize) < cfg.connections + 64 {
+        args::die(
+            "",
+            &format!(
+                "{} connections need RLIMIT_NOFILE of at least {} in this process and the \
+                 server; the hard limit allows {nofile}: raise it (ulimit -Hn, \
+                 /etc/security/limits.conf, or run as root) or pass fewer --connections",
+                cfg.connections,
+                cfg.connections + 64
+            ),
+        );
+    }
     let result = if a.switch("idle") {
         load::run_idle(&cfg)
     } else if a.switch("connect-rate") {

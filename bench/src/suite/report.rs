@@ -252,6 +252,20 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
             s.connections,
             human_size(s.size)
         );
+    } else if s.is_idle_many() {
+        let _ = writeln!(
+            md,
+            "\n## {} idle connections with keepalive on\n",
+            s.connections
+        );
+        let _ = writeln!(
+            md,
+            "As the idle scenario, with the keepalive servers (a ping every 2 s) and raw TCP \
+             only, connections made from 127.0.0.1 ... 127.0.0.8 in turn so ephemeral ports \
+             last. *server CPU held* is the server's CPU per second of the hold after the \
+             last connection opened: what keepalive (pings, pongs, timers) costs at this \
+             many connections.\n"
+        );
     } else {
         let _ = writeln!(md, "\n## Resident memory per idle connection\n");
         let _ = writeln!(
@@ -267,10 +281,11 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     }
     let _ = writeln!(
         md,
-        "| implementation | bytes per connection | vs best lib | {} | pings per connection |",
+        "| implementation | bytes per connection | vs best lib | {} | pings per connection \
+         | server CPU held | pings/s held |",
         raw_label(s)
     );
-    md.push_str("|---|--:|--:|--:|--:|\n");
+    md.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     let (libs, raw_name) = stats::references(s.tls);
     let best = stats::best_other(s.id, "bytes_per_conn", libs, summaries);
     let raw = summaries
@@ -281,18 +296,22 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
             continue;
         };
         if sum.runs == 0 {
-            let _ = writeln!(md, "| {name} | failed: {} ||||", first_error(sum));
+            let _ = writeln!(md, "| {name} | failed: {} ||||||", first_error(sum));
             continue;
         }
         let bytes = sum.get("bytes_per_conn");
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} |",
             bytes.map_or("–".into(), |b| format!("{b:.0}")),
             rel("bytes_per_conn", bytes, best.map(|b| b.1)).unwrap_or_else(|| "–".into()),
             rel("bytes_per_conn", bytes, raw).unwrap_or_else(|| "–".into()),
             sum.get("pings_per_conn")
                 .map_or("–".into(), |p| format!("{p:.1}")),
+            sum.get("held_cpu_util")
+                .map_or("–".into(), |c| format!("{:.1}%", c * 100.0)),
+            sum.get("held_pings_per_s")
+                .map_or("–".into(), |p| format!("{p:.0}")),
         );
         note_errors(md, name, sum);
     }

@@ -86,7 +86,31 @@ impl Scenario {
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .filter(|i| self.size >= 1 << 20 || !crate::servers::CHUNK_IMPLS.contains(i))
             .filter(|i| self.kind != Kind::Broadcast || crate::servers::BROADCAST_IMPLS.contains(i))
+            .filter(|i| {
+                !self.is_idle_many()
+                    || crate::servers::KEEPALIVE_IMPLS.contains(i)
+                    || crate::servers::RAW_IMPLS.contains(i)
+            })
             .collect()
+    }
+
+    /// Many idle connections with keepalive on: only the keepalive
+    /// servers and the raw TCP floor.
+    fn idle_many(connections: usize) -> Self {
+        Self {
+            id: "idle-100k",
+            title: format!(
+                "resident memory per idle connection and CPU of keepalive, {connections} \
+                 connections"
+            ),
+            ..Self::idle(connections)
+        }
+    }
+
+    /// Whether this is `idle-100k`, which runs the keepalive servers and
+    /// raw TCP only.
+    pub fn is_idle_many(&self) -> bool {
+        self.id == "idle-100k"
     }
 
     fn idle(connections: usize) -> Self {
@@ -167,6 +191,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::idle(c(10_000, 1_000)),
         Scenario::broadcast(c(10_000, 500), 16, 256),
         Scenario::connect_rate(c(1_000, 100)),
+        Scenario::idle_many(c(100_000, 2_000)),
         Scenario::tls_echo("tls-echo-64", c(64, 16), 16, 64),
         Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
         Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),

@@ -40,6 +40,7 @@ const LOWER_IS_BETTER: &[&str] = &[
     "p99_us",
     "bytes_per_conn",
     "wire_bytes_per_msg",
+    "held_cpu_util",
 ];
 
 /// Every metric a run may report.
@@ -53,6 +54,10 @@ pub const METRICS: &[&str] = &[
     "bytes_per_conn",
     "pings_per_conn",
     "wire_bytes_per_msg",
+    "held_cpu_util",
+    "held_pings_per_s",
+    "rss_after",
+    "published_per_s",
 ];
 
 /// Every text a run may report that the report shows: what TLS

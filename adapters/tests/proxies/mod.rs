@@ -214,7 +214,9 @@ impl Echo {
 
     #[cfg(not(feature = "rustls"))]
     fn serve(_: Option<()>) -> Self {
-        Self::serve_with(|stream| Box::pin(echo_on(tether::smol::accept(stream))))
+        Self::serve_with(|stream| {
+            Box::pin(async move { echo_on(tether::smol::accept(stream).await).await })
+        })
     }
 
     fn serve_with(

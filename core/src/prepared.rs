@@ -18,7 +18,7 @@ use crate::message::{DataKind, Message, Text};
 /// use tether_core::{Message, PreparedMessage};
 ///
 /// let tick = PreparedMessage::new(Message::text("{\"price\":42}")).unwrap();
-/// assert_eq!(tick.frame(), b"\x81\x0c{\"price\":42}");
+/// assert_eq!(&tick.frame()[..], b"\x81\x0c{\"price\":42}");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PreparedMessage {

@@ -332,6 +332,7 @@ pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io
         None => TcpStream::connect(cfg.addr).await?,
         Some(ip) => {
             let socket = tokio::net::TcpSocket::new_v4()?;
+            bind_address_no_port(&socket)?;
             socket.bind(SocketAddr::new(ip, 0))?;
             socket.connect(cfg.addr).await?
         }
@@ -349,6 +350,30 @@ pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io
     };
     upgrade(&mut stream, cfg).await?;
     Ok(stream)
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: `bind` takes the address only and `connect`
+/// picks the port for the whole 4-tuple, as an unbound connect does, so
+/// ports whose earlier connections wait in TIME_WAIT can be reused
+/// (`bind` alone would have to find a port free for every destination).
+fn bind_address_no_port(socket: &tokio::net::TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Sends the upgrade request and reads the response head up to its blank

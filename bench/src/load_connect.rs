@@ -1,8 +1,8 @@
 //! The connection-rate load: `connections` clients, each repeating one
 //! whole connection life as fast as the server lets it: TCP connect, the
 //! opening handshake, one message echoed, the close handshake (a close
-//! frame, then the write side shut), and reading until the server ends
-//! TCP. Clients connect from 127.0.0.1 to 127.0.0.8 in turn so that eight
+//! frame, then reading until the server ends TCP, as RFC 6455 has a
+//! client do; against raw TCP the client ends first). Clients connect from 127.0.0.1 to 127.0.0.8 in turn so that eight
 //! addresses' ephemeral ports share the churn.
 
 use std::cell::{Cell, RefCell};
@@ -114,8 +114,13 @@ async fn one_life(cfg: &LoadConfig, source: IpAddr) -> io::Result<()> {
     let mut buf = [0u8; 512];
     while read_some(&mut tcp, &mut buf, &mut counter).await?.0 == 0 {}
     tcp.write_all(&wire::masked_close_frame()).await?;
-    tcp.shutdown().await?;
-    // The server's close frame (or, from raw TCP, ours echoed), then its FIN.
+    if cfg.raw {
+        // Raw TCP echoes until the client ends: end first.
+        tcp.shutdown().await?;
+    }
+    // The server's close frame (from raw TCP, ours echoed), then its FIN:
+    // a WebSocket server ends TCP first (RFC 6455 section 7.1.1), so the
+    // TIME_WAIT is its, and the client's ports are free again at once.
     while tcp.read(&mut buf).await? > 0 {}
     Ok(())
 }

@@ -52,8 +52,8 @@ their `Message` (shared `Bytes` payload, framed per connection), split stream, \
 task, the writer behind a 64 KiB `BufWriter` flushed when the channel is empty.
 
 - **connect-rate**: the echo servers above, unchanged; each client connects, upgrades, \
-has one 32 B message echoed, sends a close frame and shuts its write side, and reads \
-until the server ends TCP, then starts over. connections/s counts those lives; raw-tcp \
+has one 32 B message echoed, sends a close frame and reads until the server ends TCP \
+(the server closes first, as RFC 6455 has it), then starts over. connections/s counts those lives; raw-tcp \
 echoes the upgrade request and the close frame instead of answering them.
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \

@@ -2,8 +2,9 @@
 //! whole connection life as fast as the server lets it: TCP connect, the
 //! opening handshake, one message echoed, the close handshake (a close
 //! frame, then reading until the server ends TCP, as RFC 6455 has a
-//! client do; against raw TCP the client ends first). Clients connect from 127.0.0.1 to 127.0.0.8 in turn so that eight
-//! addresses' ephemeral ports share the churn.
+//! client do; against raw TCP the client ends first). Clients connect
+//! from 127.0.0.1 to 127.0.0.8 in turn so that eight addresses'
+//! ephemeral ports share the churn.
 
 use std::cell::{Cell, RefCell};
 use std::io;

@@ -77,7 +77,8 @@ pub use tether_core::handshake::{Accept, ClientRequest, Decision, HandshakeLimit
 #[cfg(feature = "deflate")]
 pub use tether_core::DeflateConfig;
 pub use tether_core::{
-    http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, Role, State, Text,
+    http, Bytes, CloseCode, CloseFrame, Config, DataKind, Message, PreparedMessage, Role, State,
+    Text,
 };
 
 /// The request for `url` with the options' origin, subprotocols and headers.

@@ -146,7 +146,9 @@ fn pause_resume_and_writable() {
     const SIZE: usize = 64 << 10;
     let mut driver = Driver::new().expect("driver");
     let addr = driver.listen("127.0.0.1:0").expect("listen");
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
     let mut options = ClientOptions::default();
+    #[cfg(feature = "deflate")]
     options.deflate.clear();
     let client = driver
         .connect_with(&format!("ws://{addr}/"), options)

@@ -1,6 +1,9 @@
 //! Messages larger than any buffer, streamed both ways over loopback: sent
 //! from a byte stream with `send_stream`, received with `next_chunk`, with
-//! and without compression, on smol and tokio.
+//! and without compression, on smol and tokio (each test where its
+//! runtime's feature, and `deflate` for the compressed ones, is on).
+
+#![cfg(any(feature = "smol", feature = "tokio"))]
 
 use std::io;
 use std::time::Duration;
@@ -72,15 +75,20 @@ impl Checker {
 
 fn options(compress: bool) -> (ServerOptions, ClientOptions) {
     let config = Config::without_keepalive();
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
     let mut server = ServerOptions::default().with_config(config.clone());
     // The server streams as soon as the connection opens, so the client
     // asks for chunks from the start (`next_chunk` alone would switch
     // chunk delivery on only after the first frames may have arrived).
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
     let mut client = ClientOptions::default().with_config(config.with_deliver_chunks(true));
+    #[cfg(feature = "deflate")]
     if !compress {
         server.deflate = None;
         client.deflate.clear();
     }
+    #[cfg(not(feature = "deflate"))]
+    assert!(!compress, "compressed streaming needs feature deflate");
     (server, client)
 }
 
@@ -155,6 +163,7 @@ macro_rules! streaming_test {
     };
 }
 
+#[cfg(feature = "tokio")]
 fn tokio_block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -163,6 +172,7 @@ fn tokio_block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+#[cfg(feature = "tokio")]
 fn tokio_spawn_now<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> impl std::future::Future<Output = T> {
@@ -170,6 +180,7 @@ fn tokio_spawn_now<T: Send + 'static>(
     async move { handle.await.unwrap() }
 }
 
+#[cfg(feature = "smol")]
 streaming_test!(
     smol_plain,
     smol::block_on,
@@ -178,6 +189,7 @@ streaming_test!(
     smol,
     false
 );
+#[cfg(all(feature = "smol", feature = "deflate"))]
 streaming_test!(
     smol_compressed,
     smol::block_on,
@@ -186,6 +198,7 @@ streaming_test!(
     smol,
     true
 );
+#[cfg(feature = "tokio")]
 streaming_test!(
     tokio_plain,
     tokio_block_on,
@@ -194,6 +207,7 @@ streaming_test!(
     tokio,
     false
 );
+#[cfg(all(feature = "tokio", feature = "deflate"))]
 streaming_test!(
     tokio_compressed,
     tokio_block_on,

@@ -9,6 +9,8 @@
 
 pub mod args;
 pub mod load;
+pub mod load_broadcast;
+pub mod load_connect;
 pub mod procfs;
 pub mod record;
 pub mod servers;

@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub struct LoadConfig {
 
 /// One connection: plain TCP, or TLS over it (boxed: a rustls connection
 /// is large, and plain runs should not carry its size).
-enum Stream {
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -228,8 +228,11 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
         let pings = Rc::new(Cell::new(0u64));
         let lost = Rc::new(RefCell::new(None::<String>));
         let mut tls = BTreeSet::new();
-        for _ in 0..cfg.connections {
-            let mut stream = connect(cfg).await?;
+        for k in 0..cfg.connections {
+            // Spread over 127.0.0.1 ... 127.0.0.8: one address's ephemeral
+            // ports (about 28,000) would not hold 100,000 connections.
+            let source = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1 + (k % 8) as u8));
+            let mut stream = connect_from(cfg, Some(source)).await?;
             tls.extend(stream.negotiated());
             stream.write_all(&frame).await?;
             stream.flush().await?;
@@ -243,9 +246,14 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             });
         }
         // Let the server finish whatever it does after the last echo, and
-        // ping every connection at least once if it keeps them alive.
+        // ping every connection at least once if it keeps them alive; its
+        // CPU meanwhile is what holding them costs (keepalive, timers).
+        let (t0, cpu0) = (Instant::now(), procfs::cpu_ns(cfg.server_pid)?);
+        let pings0 = pings.get();
         tokio::time::sleep(cfg.hold).await;
         let rss1 = procfs::rss_bytes(cfg.server_pid)?;
+        let (held, cpu1) = (t0.elapsed().as_secs_f64(), procfs::cpu_ns(cfg.server_pid)?);
+        let held_pings = pings.get() - pings0;
         let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
         let mut rec = Record::new()
             .num("connections", cfg.connections as f64)
@@ -255,7 +263,14 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
             .num(
                 "pings_per_conn",
                 pings.get() as f64 / cfg.connections as f64,
-            );
+            )
+            .num("held_s", held)
+            // Server CPU per second while the connections sat idle.
+            .num(
+                "held_cpu_util",
+                cpu1.saturating_sub(cpu0) as f64 / 1e9 / held,
+            )
+            .num("held_pings_per_s", held_pings as f64 / held);
         if let Some(t) = joined(tls) {
             rec = rec.text("tls", &t);
         }
@@ -295,7 +310,9 @@ async fn answer_pings(mut stream: Stream, pings: &Cell<u64>) -> io::Error {
     }
 }
 
-fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io::Result<Record> {
+pub(crate) fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(
+    f: F,
+) -> io::Result<Record> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -303,8 +320,23 @@ fn with_runtime<F: std::future::Future<Output = io::Result<Record>>>(f: F) -> io
 }
 
 /// Connects, runs the TLS handshake if `cfg.tls` says so, and upgrades.
-async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
-    let tcp = TcpStream::connect(cfg.addr).await?;
+pub(crate) async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
+    connect_from(cfg, None).await
+}
+
+/// [`connect`] from a source address of the caller's choice (bound before
+/// connecting, any port): spreading connections over 127.0.0.0/8 gives
+/// each address its own ephemeral ports.
+pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io::Result<Stream> {
+    let tcp = match source {
+        None => TcpStream::connect(cfg.addr).await?,
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            bind_address_no_port(&socket)?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(cfg.addr).await?
+        }
+    };
     tcp.set_nodelay(true)?;
     let mut stream = match &cfg.tls {
         None => Stream::Tcp(tcp),
@@ -318,6 +350,30 @@ async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
     };
     upgrade(&mut stream, cfg).await?;
     Ok(stream)
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: `bind` takes the address only and `connect`
+/// picks the port for the whole 4-tuple, as an unbound connect does, so
+/// ports whose earlier connections wait in TIME_WAIT can be reused
+/// (`bind` alone would have to find a port free for every destination).
+fn bind_address_no_port(socket: &tokio::net::TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Sends the upgrade request and reads the response head up to its blank
@@ -347,7 +403,7 @@ async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<()> {
     Ok(())
 }
 
-async fn read_some(
+pub(crate) async fn read_some(
     stream: &mut (impl AsyncReadExt + Unpin),
     buf: &mut [u8],
     counter: &mut FrameCounter,

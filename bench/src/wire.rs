@@ -78,6 +78,11 @@ pub fn masked_deflate_text_frame(len: usize) -> Vec<u8> {
     masked_frame(0xC1, &out)
 }
 
+/// A masked close frame with code 1000 ("normal closure").
+pub fn masked_close_frame() -> Vec<u8> {
+    masked_frame(0x88, &1000u16.to_be_bytes())
+}
+
 /// A masked frame with first byte `b0` around `payload`.
 fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
     let len = payload.len();

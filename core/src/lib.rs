@@ -57,6 +57,7 @@ mod keepalive;
 pub mod mask;
 mod message;
 mod outbox;
+mod prepared;
 pub mod proxy;
 mod rng;
 pub mod shutdown;
@@ -73,6 +74,7 @@ pub use connection::{Connection, Event, ReadOutcome, Role, State};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, ProtocolError};
 pub use message::{DataKind, Message, Text};
+pub use prepared::PreparedMessage;
 pub use rng::{RandomSource, Xoshiro256};
 
 pub use bytes::Bytes;

@@ -31,6 +31,9 @@ struct Pending {
     payload: Bytes,
     offset: usize,
     fin: bool,
+    /// `payload` is a whole encoded frame ([`Outbox::push_prepared`]),
+    /// queued as it is.
+    framed: bool,
 }
 
 pub(crate) struct Outbox {
@@ -141,8 +144,37 @@ impl Outbox {
                 payload,
                 offset: 0,
                 fin,
+                framed: false,
             });
         }
+    }
+
+    /// Queues a frame encoded elsewhere (a [`PreparedMessage`]'s, shared
+    /// by many connections) behind whatever is pending, as one segment:
+    /// a reference, never a copy, and never split into fragments.
+    ///
+    /// [`PreparedMessage`]: crate::PreparedMessage
+    pub(crate) fn push_prepared(&mut self, frame: Bytes, fragment: usize) {
+        if self.later.is_none() && self.wire_bytes < fragment {
+            self.push_segment(frame);
+        } else {
+            let later = self.later.get_or_insert_with(Default::default);
+            later.bytes += frame.len();
+            later.pending.push_back(Pending {
+                opcode: OpCode::Continuation,
+                rsv: 0,
+                payload: frame,
+                offset: 0,
+                fin: true,
+                framed: true,
+            });
+        }
+    }
+
+    fn push_segment(&mut self, frame: Bytes) {
+        self.wire_bytes += frame.len();
+        self.seal();
+        self.segments.push_back(frame);
     }
 
     /// Queues a close frame after all pending data.
@@ -168,6 +200,15 @@ impl Outbox {
                 }
                 return;
             };
+            if p.framed {
+                let frame = later.pending.pop_front().expect("front").payload;
+                later.bytes -= frame.len();
+                if later.pending.is_empty() && later.close.is_none() {
+                    self.later = None;
+                }
+                self.push_segment(frame);
+                continue;
+            }
             let n = (p.payload.len() - p.offset).min(fragment);
             let piece = p.payload.slice(p.offset..p.offset + n);
             let (opcode, rsv) = if p.offset == 0 {

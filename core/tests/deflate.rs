@@ -1023,3 +1023,44 @@ fn the_first_fault_of_a_compressed_message_is_reported_for_any_reads() {
         }
     }
 }
+
+/// On a connection that negotiated permessage-deflate, a prepared message
+/// is compressed per connection (each has its own compressor and, with
+/// context takeover, its own window), giving the bytes `send` gives, and
+/// the peer reads it back. Below the threshold the shared frame goes out
+/// uncompressed, as `send` would send it.
+#[test]
+fn prepared_messages_are_compressed_per_connection() {
+    use tether_core::PreparedMessage;
+    let text = "{\"tick\":1,\"price\":42.5,\"symbol\":\"TTHR\"},".repeat(20);
+    let p = PreparedMessage::text(text.clone());
+    let (mut c, mut s) = pair();
+    let (_, mut plain) = pair();
+    for _ in 0..3 {
+        s.send_prepared(&p).unwrap();
+        plain.send(Message::text(text.clone())).unwrap();
+    }
+    let wire = transmit(&mut s);
+    assert_eq!(wire, transmit(&mut plain));
+    let frames = decode(&wire);
+    assert_eq!(frames.len(), 3);
+    assert!(frames.iter().all(|f| f.rsv == RSV1));
+    assert!(wire.len() < text.len(), "compressed: {} bytes", wire.len());
+    let now = Instant::now();
+    c.handle_read(&wire, now);
+    let evs: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(evs, vec![Event::Message(Message::text(text.clone())); 3]);
+
+    // Default threshold (64 bytes): a small message is not compressed, and
+    // the shared frame itself is queued.
+    let (_, mut s) = pair_with(
+        &DeflateConfig::default(),
+        &DeflateConfig::default(),
+        config(),
+    );
+    let small = PreparedMessage::binary(b"tiny");
+    s.send_prepared(&small).unwrap();
+    let mut iov = [std::io::IoSlice::new(&[]); 2];
+    assert_eq!(s.poll_transmit(&mut iov), 1);
+    assert_eq!(iov[0].as_ptr(), small.frame().as_ptr());
+}

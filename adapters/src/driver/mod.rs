@@ -18,7 +18,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
-use tether_core::{CloseCode, Connection, DataKind, Event, Message};
+use tether_core::{CloseCode, Connection, DataKind, Event, Message, PreparedMessage};
 
 use crate::error::Error;
 use crate::shutdown::{Shutdown, Step, Watch, GOING_AWAY, GOING_AWAY_REASON};
@@ -291,6 +291,25 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         }
         self.inner.conn.send_chunk(kind, Bytes::new(), true)?;
         poll_fn(|cx| self.poll_flush_send(cx)).await
+    }
+
+    /// Sends a message framed once for many connections (see
+    /// [`PreparedMessage`]): waits while the transmit queue is above its
+    /// high-water mark, queues a reference to the shared frame, and
+    /// flushes. The way to broadcast: prepare once, then call this on every
+    /// connection (or [`feed_prepared`](Self::feed_prepared) several and
+    /// flush once).
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(message).await?;
+        poll_fn(|cx| self.poll_flush_send(cx)).await
+    }
+
+    /// Queues a prepared message without flushing, after waiting while
+    /// the transmit queue is above its high-water mark (as `SinkExt::feed`
+    /// does for a [`Message`]); flush with `SinkExt::flush`.
+    pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_ready_send(cx)).await?;
+        Ok(self.inner.conn.send_prepared(message)?)
     }
 
     /// Splits into a sending and a receiving half, usable from two tasks.

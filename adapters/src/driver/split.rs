@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether_core::{CloseCode, Message};
+use tether_core::{CloseCode, Message, PreparedMessage};
 
 use super::{Chunk, WebSocket};
 use crate::error::Error;
@@ -56,6 +56,22 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         lock(&self.shared).inner.conn.close(code, reason)?;
         poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
+    }
+}
+
+impl<S: Transport, R: Runtime> WsSink<S, R> {
+    /// [`WebSocket::send_prepared`] on the sending half: queue a shared
+    /// frame and flush.
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(message).await?;
+        poll_fn(|cx| lock(&self.shared).poll_flush_send(cx)).await
+    }
+
+    /// [`WebSocket::feed_prepared`] on the sending half: queue without
+    /// flushing.
+    pub async fn feed_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_ready_send(cx)).await?;
+        Ok(lock(&self.shared).inner.conn.send_prepared(message)?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Opening connections, the application's commands on them, and getters.
 
 use tether_core::proxy::{Host, ProxyHandshake};
+use tether_core::PreparedMessage;
 
 use super::*;
 use crate::tls::ClientTls;
@@ -229,6 +230,21 @@ impl ConnectionSet {
     /// connection is not open (`Io(NotConnected)` during the handshake).
     pub fn send(&mut self, id: ConnectionId, message: Message) -> Result<(), Error> {
         self.open(id)?.send(message)?;
+        self.enqueue(id.index);
+        Ok(())
+    }
+
+    /// Queues a message framed once for many connections (see
+    /// [`PreparedMessage`]): a reference to
+    /// the shared frame, no copy, written on the next pass. The way to
+    /// broadcast: prepare once, call this for every connection (checking
+    /// [`is_writable`](Self::is_writable) for slow ones).
+    pub fn send_prepared(
+        &mut self,
+        id: ConnectionId,
+        message: &PreparedMessage,
+    ) -> Result<(), Error> {
+        self.open(id)?.send_prepared(message)?;
         self.enqueue(id.index);
         Ok(())
     }

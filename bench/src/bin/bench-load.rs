@@ -7,16 +7,24 @@ use tether_bench::{procfs, tls};
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
     [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
-    [--tls DIR]
+    [--tls DIR] [--broadcast] [--connect-rate]
   --raw   the server echoes bytes (it echoes the upgrade request)
   --idle  open the connections, one round trip each, hold them open for
           --hold seconds (default 0.5) answering pings, and report the
           server's resident memory per connection
   --deflate  offer permessage-deflate and send compressed JSON-like text
-  --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)";
+  --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)
+  --broadcast  every connection subscribes, the first also publishes --size
+             byte messages, at most --in-flight not yet delivered to all;
+             reports deliveries per second and server CPU per delivery
+  --connect-rate  --connections clients each repeat: connect, upgrade, one
+             --size message echoed, close; reports connections per second";
 
 fn main() {
-    let a = Args::parse(USAGE, &["raw", "idle", "deflate"]);
+    let a = Args::parse(
+        USAGE,
+        &["raw", "idle", "deflate", "broadcast", "connect-rate"],
+    );
     let cfg = LoadConfig {
         addr: a
             .required("addr", USAGE)
@@ -40,9 +48,27 @@ fn main() {
                 .unwrap_or_else(|e| args::die("", &format!("{}: {e}", path.display())))
         }),
     };
-    procfs::raise_nofile();
+    let nofile = procfs::raise_nofile();
+    // Each connection is a descriptor here and one in the server, which
+    // raises its limit the same way: say so now rather than fail midway.
+    if (nofile as usize) < cfg.connections + 64 {
+        args::die(
+            "",
+            &format!(
+                "{} connections need RLIMIT_NOFILE of at least {} in this process and the \
+                 server; the hard limit allows {nofile}: raise it (ulimit -Hn, \
+                 /etc/security/limits.conf, or run as root) or pass fewer --connections",
+                cfg.connections,
+                cfg.connections + 64
+            ),
+        );
+    }
     let result = if a.switch("idle") {
         load::run_idle(&cfg)
+    } else if a.switch("connect-rate") {
+        tether_bench::load_connect::run_connect_rate(&cfg)
+    } else if a.switch("broadcast") {
+        tether_bench::load_broadcast::run_broadcast(&cfg)
     } else {
         load::run_echo(&cfg)
     };

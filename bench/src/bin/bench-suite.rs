@@ -11,8 +11,11 @@ use tether_bench::suite::{report, scenarios, stats, Run, Runner, Scenario, Timin
 use tether_bench::tls;
 
 const USAGE: &str = "usage: bench-suite [--quick] [--rounds N] [--warmup SECS] [--duration SECS]
-    [--impls a,b,..] [--scenarios a,b,..] [--out DIR] [--no-micro] [--revision TEXT]
+    [--impls a,b,..] [--scenarios a,b,..] [--connections N] [--out DIR] [--no-micro]
+    [--revision TEXT]
   --quick      the CI smoke pass: one short round with fewer connections
+  --connections N  every chosen scenario with N connections instead of its own
+               (idle-100k at 10,000 where the descriptor limit is lower, say)
   --out DIR    where report.md and results.json go (default: target/bench
                of the repository)
   --revision   what code is measured (bench/run passes the git commit)";
@@ -29,7 +32,16 @@ fn main() {
     let all = scenarios::all(quick);
     let ids: Vec<&str> = all.iter().map(|s| s.id).collect();
     let wanted = pick(&a, "scenarios", ids);
-    let scenarios: Vec<Scenario> = all.into_iter().filter(|s| wanted.contains(&s.id)).collect();
+    let mut scenarios: Vec<Scenario> = all.into_iter().filter(|s| wanted.contains(&s.id)).collect();
+    if let Some(n) = a.get("connections") {
+        let n: usize = n
+            .parse()
+            .unwrap_or_else(|_| args::die(USAGE, "--connections: not a number"));
+        for s in &mut scenarios {
+            s.connections = n;
+            s.title = format!("{} (--connections {n})", s.title);
+        }
+    }
     let out = a.get("out").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"),
         PathBuf::from,

@@ -17,8 +17,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 
-static TETHER: LazyLock<Router> =
-    LazyLock::new(|| Router::new().fallback(any(tether_route)));
+static TETHER: LazyLock<Router> = LazyLock::new(|| Router::new().fallback(any(tether_route)));
 static AXUM: LazyLock<Router> = LazyLock::new(|| Router::new().fallback(any(axum_route)));
 
 async fn tether_route(ws: tether::axum::WebSocketUpgrade) -> Response {

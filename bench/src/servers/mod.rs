@@ -4,13 +4,16 @@
 //! public API.
 
 mod axum;
+pub mod broadcast;
 mod fastws;
 mod raw_tcp;
 mod raw_tls;
 mod soketto;
 mod tether;
+mod tether_mio;
 mod tokio_websockets;
 mod tungstenite;
+mod write_buffer;
 
 use std::future::Future;
 use std::io::{self, Write};
@@ -23,16 +26,21 @@ use ::tokio::net::TcpStream;
 pub const IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
+    "tether-mio",
+    "tether-mio-chunks",
     "tether-smol-naive",
     "tether-smol-keepalive",
     "tether-tokio-keepalive",
+    "tether-mio-keepalive",
     "tokio-tungstenite",
     "fastwebsockets",
+    "fastwebsockets-unbuffered",
     "tokio-websockets",
     "soketto",
     "raw-tcp",
     "tether-smol-tls",
     "tether-tokio-tls",
+    "tether-mio-tls",
     "tungstenite-tls",
     "raw-tls",
     "tether-axum",
@@ -50,6 +58,7 @@ pub const AXUM_IMPLS: &[&str] = &["tether-axum", "axum-ws"];
 pub const TLS_IMPLS: &[&str] = &[
     "tether-smol-tls",
     "tether-tokio-tls",
+    "tether-mio-tls",
     "tungstenite-tls",
     "raw-tls",
 ];
@@ -63,6 +72,7 @@ pub const RAW_IMPLS: &[&str] = &["raw-tcp", "raw-tls"];
 pub const DEFLATE_IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
+    "tether-mio",
     "tether-smol-naive",
     "soketto",
     "raw-tcp",
@@ -73,7 +83,16 @@ pub const KEEPALIVE_PING_INTERVAL: std::time::Duration = tether::KEEPALIVE_INTER
 
 /// Servers that send keepalive pings; only the idle scenario runs them
 /// (the load generator answers pings only there).
-pub const KEEPALIVE_IMPLS: &[&str] = &["tether-smol-keepalive", "tether-tokio-keepalive"];
+pub const KEEPALIVE_IMPLS: &[&str] = &[
+    "tether-smol-keepalive",
+    "tether-tokio-keepalive",
+    "tether-mio-keepalive",
+];
+
+pub use broadcast::BROADCAST_IMPLS;
+
+/// Servers that echo chunk by chunk; only the 16 MiB scenario runs them.
+pub const CHUNK_IMPLS: &[&str] = &["tether-mio-chunks"];
 
 /// The largest message any scenario sends, with room to spare; every
 /// server is configured to accept it (libraries' defaults differ).
@@ -98,9 +117,13 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
         "tether-smol-keepalive" => serve_smol(addr, tether::echo_smol_keepalive),
         "tether-tokio-keepalive" => serve_tokio(addr, tether::echo_tokio_keepalive),
+        "tether-mio" => tether_mio::serve(addr, tether_mio::Mode::Echo, None),
+        "tether-mio-chunks" => tether_mio::serve(addr, tether_mio::Mode::Chunks, None),
+        "tether-mio-keepalive" => tether_mio::serve(addr, tether_mio::Mode::Keepalive, None),
         "soketto" => serve_smol(addr, soketto::echo),
         "tokio-tungstenite" => serve_tokio(addr, tungstenite::echo),
         "fastwebsockets" => serve_tokio(addr, fastws::serve),
+        "fastwebsockets-unbuffered" => serve_tokio(addr, fastws::serve_unbuffered),
         "tokio-websockets" => serve_tokio(addr, tokio_websockets::echo),
         "raw-tcp" => serve_tokio(addr, raw_tcp::echo),
         "tether-axum" => serve_tokio(addr, axum::serve_tether),
@@ -138,6 +161,10 @@ fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
             let tls = tether_config()?;
             serve_tokio(addr, move |s| tether::echo_tokio_tls(s, tls))
         }
+        "tether-mio-tls" => {
+            let tls = ::tether::tls::server_config(&cert, &key).map_err(io::Error::other)?;
+            tether_mio::serve(addr, tether_mio::Mode::Echo, Some(tls))
+        }
         "tungstenite-tls" => {
             let tls = acceptor()?;
             serve_tokio(addr, move |s| tungstenite::echo_tls(s, tls))
@@ -151,7 +178,7 @@ fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
 }
 
 /// Tells the suite the server accepts connections: it waits for this line.
-fn announce(addr: SocketAddr) {
+pub(super) fn announce(addr: SocketAddr) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "listening on {addr}");
     let _ = out.flush();
@@ -162,7 +189,7 @@ fn announce(addr: SocketAddr) {
 /// is a task of its own: the future given to `run` is polled again on
 /// every wake of any task, and each poll of `accept` is an `accept4`
 /// syscall (which allocates a socket even when it fails with EAGAIN).
-fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+pub(super) fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
     F: Fn(smol::net::TcpStream) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -186,7 +213,7 @@ where
 /// connections `unconstrained`, as fastwebsockets' and tokio-websockets'
 /// own echo examples do, so tokio's cooperative budget never forces a
 /// yield in one server and not in another.
-fn serve_tokio<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+pub(super) fn serve_tokio<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + 'static,

@@ -16,7 +16,7 @@ use tether::{Config, Message, Runtime, ServerOptions, Transport, WebSocket};
 pub static OPTIONS: LazyLock<ServerOptions> = LazyLock::new(options);
 static KEEPALIVE_OPTIONS: LazyLock<ServerOptions> = LazyLock::new(keepalive_options);
 
-fn options() -> ServerOptions {
+pub(super) fn options() -> ServerOptions {
     ServerOptions::default().with_config(
         Config::without_keepalive()
             .with_max_message_size(super::MAX_MESSAGE)
@@ -28,7 +28,7 @@ fn options() -> ServerOptions {
 /// includes at least one ping and pong per connection.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
-fn keepalive_options() -> ServerOptions {
+pub(super) fn keepalive_options() -> ServerOptions {
     let mut options = options();
     options.config.ping_interval = Some(KEEPALIVE_INTERVAL);
     options.config.ping_timeout = Config::default().ping_timeout;

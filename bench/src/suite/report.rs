@@ -17,6 +17,11 @@ const SETUP: &str = "\
 connections; the README's echo: `split()`, then `tx.send_all(&mut rx.filter(data))`, \
 which queues every message already received and flushes once when none is ready. \
 permessage-deflate with tether's defaults.
+- **tether-mio**: `tether::mio::Driver::listen_with` with the same options, one thread, \
+no futures: `conns.send(id, m)` for each `Event::Message` in `poll_with`'s callback; \
+everything queued in a pass leaves in one vectored write per connection. \
+**tether-mio-chunks** (16 MiB only): `deliver_chunks` on, each `Event::Chunk` echoed \
+with `send_chunk` as it arrives. **tether-mio-keepalive** (idle only): keepalive on, as below.
 - **tether-smol-naive**: `while let Some(m) = ws.next().await { ws.send(m).await }`.
 - **tether-smol-keepalive**, **tether-tokio-keepalive** (idle scenario only): as \
 tether-smol and tether-tokio with keepalive on, a ping every 2 s (the load generator \
@@ -24,10 +29,13 @@ answers with pongs). The other libraries have no built-in keepalive.
 - **tokio-tungstenite** 0.30: `accept_async_with_config` (64 MiB limits), `feed` every \
 message already received (`now_or_never`), `flush` once when none is ready: the \
 batching `send_all` does, on the unsplit stream.
-- **fastwebsockets** 0.10: hyper 1 upgrade, `FragmentCollector`, `write_frame` per \
-message (the library has no write buffer).
+- **fastwebsockets** 0.10: hyper 1 upgrade, then the stream behind a 64 KiB write buffer \
+written out when a read would block (the library has none of its own), \
+`FragmentCollector`, `write_frame` per message into the buffer. \
+**fastwebsockets-unbuffered**: its echo example as written, one write per message.
 - **tokio-websockets** 0.13: `ServerBuilder::accept`, the same `feed`/`flush` loop; its \
-stream flushes queued frames whenever it is polled, so it writes once per message anyway.
+stream flushes queued frames whenever it is polled (and a write buffer under it would \
+be flushed with them), so it writes once per message anyway.
 - **soketto** 0.8 on smol: buffered reader and writer, `receive_data`, send and `flush` \
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.
@@ -40,7 +48,21 @@ hyper 1's HTTP/1.1 connection with upgrades; each `on_upgrade` spawns the WebSoc
 with `tokio::spawn`. *best lib* there is axum-ws, and the second reference is \
 **tether-tokio** (the same echo with no axum or hyper): in the idle table, \
 the difference to it is the memory the hyper path adds per connection.
-- Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**: `tether::{smol,tokio}::accept_tls_with` with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
+- Over TLS (the `tls-` scenarios, and only they): **tether-smol-tls**, **tether-tokio-tls**, **tether-mio-tls**: `tether::{smol,tokio}::accept_tls_with` and the mio `listen_tls_with`, with a `tether::tls::server_config`, the options and echo above. **tungstenite-tls**: tokio-rustls 0.26 `TlsAcceptor`, then the tokio-tungstenite server above on the TLS stream. **raw-tls**: tokio-rustls, the raw-tcp echo through the TLS stream (flushed after each write). All use rustls 0.23 with its ring provider and its defaults, one self-signed ECDSA P-256 certificate made at start-up; the load generator's client is rustls too, so its own encryption bounds message rates at small sizes (read the server CPU per message).
+
+- **broadcast** (the `broadcast` scenario): every message any connection sends goes to \
+every connection. tether-smol/-tokio: a task per connection subscribed to one \
+`tokio::sync::broadcast` channel of `PreparedMessage`s (framed once), `feed_prepared` \
+every message in the channel, `flush` once; tether-mio: `send_prepared` to every open \
+connection from the callback. tokio-tungstenite, tokio-websockets: the same channel of \
+their `Message` (shared `Bytes` payload, framed per connection), split stream, \
+`feed`/`flush`. fastwebsockets: split (`unstable-split`) into a reading and a writing \
+task, the writer behind a 64 KiB `BufWriter` flushed when the channel is empty.
+
+- **connect-rate**: the echo servers above, unchanged; each client connects, upgrades, \
+has one 32 B message echoed, sends a close frame and reads until the server ends TCP \
+(the server closes first, as RFC 6455 has it), then starts over. connections/s counts those lives; raw-tcp \
+echoes the upgrade request and the close frame instead of answering them.
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
@@ -81,7 +103,9 @@ pub fn markdown(
     md.push_str(SETUP);
     for s in scenarios {
         match s.kind {
-            Kind::Echo => echo_table(&mut md, s, impls, summaries),
+            Kind::Echo | Kind::Broadcast | Kind::ConnectRate => {
+                echo_table(&mut md, s, impls, summaries)
+            }
             Kind::Idle => idle_table(&mut md, s, impls, summaries),
         }
     }
@@ -101,7 +125,12 @@ pub fn markdown(
 fn echo_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
     let rt = s.is_round_trip();
     let _ = writeln!(md, "\n## {}\n", s.title);
-    let unit = if rt { "round trips/s" } else { "msgs/s" };
+    let unit = match (rt, s.kind) {
+        (true, _) => "round trips/s",
+        (_, Kind::Broadcast) => "deliveries/s",
+        (_, Kind::ConnectRate) => "connections/s",
+        _ => "msgs/s",
+    };
     let (libs, raw_name) = stats::references(s.tls, s.axum);
     let vs_raw = raw_label(s);
     let _ = writeln!(
@@ -233,6 +262,20 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
             s.connections,
             human_size(s.size)
         );
+    } else if s.is_idle_many() {
+        let _ = writeln!(
+            md,
+            "\n## {} idle connections with keepalive on\n",
+            s.connections
+        );
+        let _ = writeln!(
+            md,
+            "As the idle scenario, with the keepalive servers (a ping every 2 s) and raw TCP \
+             only, connections made from 127.0.0.1 ... 127.0.0.8 in turn so ephemeral ports \
+             last. *server CPU held* is the server's CPU per second of the hold after the \
+             last connection opened: what keepalive (pings, pongs, timers) costs at this \
+             many connections.\n"
+        );
     } else {
         let _ = writeln!(md, "\n## Resident memory per idle connection\n");
         let _ = writeln!(
@@ -248,10 +291,11 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
     }
     let _ = writeln!(
         md,
-        "| implementation | bytes per connection | vs best lib | {} | pings per connection |",
+        "| implementation | bytes per connection | vs best lib | {} | pings per connection \
+         | server CPU held | pings/s held |",
         raw_label(s)
     );
-    md.push_str("|---|--:|--:|--:|--:|\n");
+    md.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     let (libs, raw_name) = stats::references(s.tls, s.axum);
     let best = stats::best_other(s.id, "bytes_per_conn", libs, summaries);
     let raw = summaries
@@ -262,18 +306,22 @@ fn idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summari
             continue;
         };
         if sum.runs == 0 {
-            let _ = writeln!(md, "| {name} | failed: {} ||||", first_error(sum));
+            let _ = writeln!(md, "| {name} | failed: {} ||||||", first_error(sum));
             continue;
         }
         let bytes = sum.get("bytes_per_conn");
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} |",
             bytes.map_or("–".into(), |b| format!("{b:.0}")),
             rel("bytes_per_conn", bytes, best.map(|b| b.1)).unwrap_or_else(|| "–".into()),
             rel("bytes_per_conn", bytes, raw).unwrap_or_else(|| "–".into()),
             sum.get("pings_per_conn")
                 .map_or("–".into(), |p| format!("{p:.1}")),
+            sum.get("held_cpu_util")
+                .map_or("–".into(), |c| format!("{:.1}%", c * 100.0)),
+            sum.get("held_pings_per_s")
+                .map_or("–".into(), |p| format!("{p:.0}")),
         );
         note_errors(md, name, sum);
     }

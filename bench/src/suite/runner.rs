@@ -94,6 +94,7 @@ impl Runner {
         let mut server = self
             .command("bench-server", SERVER_CORE)
             .args(["--impl", name, "--addr", &addr])
+            .args((scenario.kind == Kind::Broadcast).then_some("--broadcast"))
             .args(&tls)
             .stdout(Stdio::piped())
             .spawn()
@@ -140,11 +141,20 @@ impl Runner {
         if scenario.deflate {
             cmd.arg("--deflate");
         }
+        if scenario.kind == Kind::Broadcast {
+            cmd.arg("--broadcast");
+        }
+        if scenario.kind == Kind::ConnectRate {
+            cmd.arg("--connect-rate");
+        }
         let load = cmd
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("bench-load: {e}"))?;
-        let limit = timing.warmup + timing.duration + Duration::from_secs(120);
+        // Connections open one after another in the idle scenarios: allow
+        // 2 ms each on top (100,000: 200 s more).
+        let opening = Duration::from_millis(2 * scenario.connections as u64);
+        let limit = timing.warmup + timing.duration + opening + Duration::from_secs(120);
         let mut records = finish(load, limit, "bench-load")?;
         let r = records.pop().ok_or("bench-load reported nothing")?;
         match r.get_text("error") {

@@ -9,6 +9,10 @@ pub enum Kind {
     Echo,
     /// Open connections and measure the server's memory.
     Idle,
+    /// One publisher, every connection subscribed: deliveries per second.
+    Broadcast,
+    /// Clients connecting, echoing once and closing, over and over.
+    ConnectRate,
 }
 
 /// One load shape.
@@ -112,7 +116,33 @@ impl Scenario {
             })
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
+            .filter(|i| self.size >= 1 << 20 || !crate::servers::CHUNK_IMPLS.contains(i))
+            .filter(|i| self.kind != Kind::Broadcast || crate::servers::BROADCAST_IMPLS.contains(i))
+            .filter(|i| {
+                !self.is_idle_many()
+                    || crate::servers::KEEPALIVE_IMPLS.contains(i)
+                    || crate::servers::RAW_IMPLS.contains(i)
+            })
             .collect()
+    }
+
+    /// Many idle connections with keepalive on: only the keepalive
+    /// servers and the raw TCP floor.
+    fn idle_many(connections: usize) -> Self {
+        Self {
+            id: "idle-100k",
+            title: format!(
+                "resident memory per idle connection and CPU of keepalive, {connections} \
+                 connections"
+            ),
+            ..Self::idle(connections)
+        }
+    }
+
+    /// Whether this is `idle-100k`, which runs the keepalive servers and
+    /// raw TCP only.
+    pub fn is_idle_many(&self) -> bool {
+        self.id == "idle-100k"
     }
 
     fn idle(connections: usize) -> Self {
@@ -120,6 +150,41 @@ impl Scenario {
             id: "idle",
             title: format!("resident memory per idle connection, {connections} connections"),
             kind: Kind::Idle,
+            connections,
+            in_flight: 1,
+            size: 32,
+            deflate: false,
+            tls: false,
+            axum: false,
+        }
+    }
+
+    fn broadcast(connections: usize, in_flight: usize, size: usize) -> Self {
+        Self {
+            id: "broadcast",
+            title: format!(
+                "broadcast: {} messages from one publisher to {connections} subscribed \
+                 connections, {in_flight} in flight",
+                human_size(size)
+            ),
+            kind: Kind::Broadcast,
+            connections,
+            in_flight,
+            size,
+            deflate: false,
+            tls: false,
+            axum: false,
+        }
+    }
+
+    fn connect_rate(connections: usize) -> Self {
+        Self {
+            id: "connect-rate",
+            title: format!(
+                "connection rate: {connections} clients each connecting, echoing one 32 B \
+                 message and closing, over and over"
+            ),
+            kind: Kind::ConnectRate,
             connections,
             in_flight: 1,
             size: 32,
@@ -159,6 +224,9 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::echo("echo-16m", 1, 1, 16 << 20),
         Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
         Scenario::idle(c(10_000, 1_000)),
+        Scenario::broadcast(c(10_000, 500), 16, 256),
+        Scenario::connect_rate(c(1_000, 100)),
+        Scenario::idle_many(c(100_000, 2_000)),
         Scenario::tls_echo("tls-echo-64", c(64, 16), 16, 64),
         Scenario::tls_echo("tls-echo-1k", c(64, 16), 16, 1 << 10),
         Scenario::tls_echo("tls-echo-64k", c(8, 4), 4, 64 << 10),

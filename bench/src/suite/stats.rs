@@ -8,6 +8,7 @@ use super::Run;
 pub const OTHER_LIBS: &[&str] = &[
     "tokio-tungstenite",
     "fastwebsockets",
+    "fastwebsockets-unbuffered",
     "tokio-websockets",
     "soketto",
 ];
@@ -46,6 +47,7 @@ const LOWER_IS_BETTER: &[&str] = &[
     "p99_us",
     "bytes_per_conn",
     "wire_bytes_per_msg",
+    "held_cpu_util",
 ];
 
 /// Every metric a run may report.
@@ -59,6 +61,10 @@ pub const METRICS: &[&str] = &[
     "bytes_per_conn",
     "pings_per_conn",
     "wire_bytes_per_msg",
+    "held_cpu_util",
+    "held_pings_per_s",
+    "rss_after",
+    "published_per_s",
 ];
 
 /// Every text a run may report that the report shows: what TLS
@@ -209,7 +215,10 @@ mod tests {
         assert_eq!(ratio("cpu_ns_per_msg", 10.0, 20.0), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
         // The TLS references leave the plain libraries out.
-        assert_eq!(best_other("s", "msgs_per_s", references(true, false).0, &s), None);
+        assert_eq!(
+            best_other("s", "msgs_per_s", references(true, false).0, &s),
+            None
+        );
     }
 
     #[test]

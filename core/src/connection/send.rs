@@ -2,6 +2,7 @@
 //! what waits to be written (the outbox and owed pongs).
 
 use super::*;
+use crate::prepared::PreparedMessage;
 
 /// Pongs owed but not yet framed. A peer that floods pings while not
 /// reading would otherwise grow the transmit queue without bound; past this
@@ -51,6 +52,42 @@ impl Connection {
             self.config.fragment_size,
             &mut *self.rng,
         );
+        Ok(())
+    }
+
+    /// Queues a message framed once for many connections: the way to
+    /// broadcast. On a server connection the prepared frame itself is
+    /// queued, a reference to its shared bytes and no copy, in order with
+    /// other data; it goes out as one frame whatever the fragment size.
+    ///
+    /// Two cases cannot share the frame, and are framed for this
+    /// connection as [`send`](Self::send) would, with the same bytes on
+    /// the wire: a client connection (every frame a client sends is
+    /// masked with a fresh key), and a connection that negotiated
+    /// permessage-deflate, where the message is compressed per connection
+    /// when `send` would compress it (its size reaches the threshold), so
+    /// a broadcast costs the bandwidth a `send` does. Below the threshold
+    /// the shared frame is used there too.
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        if !self.phase.may_send() {
+            return Err(Error::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(Error::ChunkOutOfOrder);
+        }
+        if self.role == Role::Client {
+            return self.send_data(message.opcode(), message.payload(), true);
+        }
+        #[cfg(feature = "deflate")]
+        if self
+            .compressor
+            .as_ref()
+            .is_some_and(|c| message.payload_len() >= c.threshold())
+        {
+            return self.send_data(message.opcode(), message.payload(), true);
+        }
+        self.out
+            .push_prepared(message.frame().clone(), self.config.fragment_size);
         Ok(())
     }
 

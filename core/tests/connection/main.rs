@@ -7,6 +7,7 @@ mod close;
 mod common;
 mod control;
 mod flow;
+mod prepared;
 mod read_with;
 mod reading;
 mod sending;

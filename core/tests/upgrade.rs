@@ -540,8 +540,17 @@ fn the_extended_connect_client_checks_the_response() {
 #[test]
 fn a_failed_response_carries_the_status_or_400() {
     use tether_core::handshake::failed_response;
-    assert_eq!(failed_response(&HandshakeError::Rejected(404)).status(), 404);
-    assert_eq!(failed_response(&HandshakeError::UnsupportedVersion).status(), 426);
+    assert_eq!(
+        failed_response(&HandshakeError::Rejected(404)).status(),
+        404
+    );
+    assert_eq!(
+        failed_response(&HandshakeError::UnsupportedVersion).status(),
+        426
+    );
     assert_eq!(failed_response(&HandshakeError::Rejected(42)).status(), 400);
-    assert_eq!(failed_response(&HandshakeError::Rejected(1000)).status(), 400);
+    assert_eq!(
+        failed_response(&HandshakeError::Rejected(1000)).status(),
+        400
+    );
 }

@@ -165,6 +165,16 @@ impl Server {
         Self::start_with(listen, true).await
     }
 
+    /// The application over TLS with a certificate for `localhost` from
+    /// `ca`, offering the `alpn` protocols.
+    pub async fn start_tls(ca: &crate::certs::Ca, alpn: &[&[u8]]) -> Self {
+        Self::start(Listen::Tls(tls_config(
+            &ca.server_for(&["localhost"]),
+            alpn,
+        )))
+        .await
+    }
+
     /// The same, with HTTP/2's extended CONNECT (RFC 8441) offered or not.
     pub async fn start_with(listen: Listen, connect_protocol: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

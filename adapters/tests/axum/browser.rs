@@ -5,7 +5,6 @@
 //! and the server must see an extended CONNECT (RFC 8441); with HTTP/2
 //! off (ALPN `http/1.1` only), an HTTP/1.1 upgrade.
 
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +12,7 @@ use tether::core::handshake::Mode;
 
 use crate::app::{tls_config, Listen, Server};
 use crate::certs::Ca;
-use crate::support::{chromium, Proc, TempDir};
+use crate::support::{headless_chromium, Proc, TempDir};
 
 /// The page: echoes text and binary messages of several sizes over two
 /// WebSockets in turn, closes each with 1000, and posts `ok <extensions>`
@@ -86,21 +85,9 @@ fn chromium_against(alpn: &[&[u8]], mode: Mode, version: http::Version) {
     let pin = base64::engine::general_purpose::STANDARD.encode(spki.as_ref());
 
     let profile = TempDir::new("axum-chromium-profile");
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--ignore-certificate-errors-spki-list={pin}"))
-    .arg(format!("--user-data-dir={}", profile.0.display()))
-    .arg(format!("https://127.0.0.1:{}/page", server.addr.port()));
+    let mut cmd = headless_chromium(&profile);
+    cmd.arg(format!("--ignore-certificate-errors-spki-list={pin}"))
+        .arg(format!("https://127.0.0.1:{}/page", server.addr.port()));
     let mut browser = Proc::spawn("chromium", cmd, true);
 
     let verdict = rt.block_on(crate::within("the page's verdict", async {

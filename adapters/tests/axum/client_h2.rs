@@ -41,11 +41,7 @@ async fn close(ws: &mut tether::http2::WebSocket) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_websockets_over_one_http2_connection() {
     let ca = Ca::new("tether axum test CA");
-    let server = Server::start(Listen::Tls(tls_config(
-        &ca.server_for(&["localhost"]),
-        &[b"h2", b"http/1.1"],
-    )))
-    .await;
+    let server = Server::start_tls(&ca, &[b"h2", b"http/1.1"]).await;
     let port = server.addr.port();
     let client = tether::http2::connect(&format!("wss://localhost:{port}"), options(&ca))
         .await
@@ -157,11 +153,7 @@ async fn falls_back_to_http1_without_extended_connect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_stream_leaves_the_connection_usable() {
     let ca = Ca::new("tether axum test CA");
-    let server = Server::start(Listen::Tls(tls_config(
-        &ca.server_for(&["localhost"]),
-        &[b"h2"],
-    )))
-    .await;
+    let server = Server::start_tls(&ca, &[b"h2"]).await;
     let port = server.addr.port();
     let client = tether::http2::connect(&format!("wss://localhost:{port}"), options(&ca))
         .await

@@ -9,7 +9,7 @@ use tether::core::handshake::Mode;
 use tether::{ClientOptions, CloseCode, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::app::{tls_config, Listen, Server};
+use crate::app::{Listen, Server};
 use crate::certs::Ca;
 use crate::{messages, within};
 
@@ -128,11 +128,7 @@ async fn plain_http_and_websockets_on_one_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_over_tls_http1() {
     let ca = Ca::new("tether axum test CA");
-    let server = Server::start(Listen::Tls(tls_config(
-        &ca.server_for(&["localhost"]),
-        &[b"h2", b"http/1.1"],
-    )))
-    .await;
+    let server = Server::start_tls(&ca, &[b"h2", b"http/1.1"]).await;
     let port = server.addr.port();
     let options = ClientOptions::default()
         .with_protocols(vec!["echo.v2".into()])

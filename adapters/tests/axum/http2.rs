@@ -12,7 +12,7 @@ use tether::core::Connection;
 use tether::tls::rustls;
 use tether::{Bytes, Config, Role, Runtime};
 
-use crate::app::{tls_config, Listen, Server};
+use crate::app::Server;
 use crate::certs::Ca;
 use crate::http1::echo_all;
 use crate::within;
@@ -73,11 +73,7 @@ fn connect_request(port: u16, headers: &[(&str, &str)]) -> http::Request<Empty<B
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_as_http2_streams_next_to_plain_requests() {
     let ca = Ca::new("tether axum test CA");
-    let server = Server::start(Listen::Tls(tls_config(
-        &ca.server_for(&["localhost"]),
-        &[b"h2", b"http/1.1"],
-    )))
-    .await;
+    let server = Server::start_tls(&ca, &[b"h2", b"http/1.1"]).await;
     let port = server.addr.port();
     let mut send = h2_connect(&server, &ca).await;
     // The first response comes after the server's SETTINGS, so from here
@@ -141,11 +137,7 @@ async fn websockets_as_http2_streams_next_to_plain_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_extended_connect_is_refused_on_its_stream() {
     let ca = Ca::new("tether axum test CA");
-    let server = Server::start(Listen::Tls(tls_config(
-        &ca.server_for(&["localhost"]),
-        &[b"h2"],
-    )))
-    .await;
+    let server = Server::start_tls(&ca, &[b"h2"]).await;
     let port = server.addr.port();
     let mut send = h2_connect(&server, &ca).await;
     get(&mut send, port, "/").await;

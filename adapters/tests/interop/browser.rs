@@ -6,14 +6,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use tether::{Config, ServerOptions};
 
-use crate::support::{chromium, EchoServer, Proc, Rt, TempDir, SIZES, TIMEOUT};
+use crate::support::{headless_chromium, EchoServer, Proc, Rt, TempDir, SIZES, TIMEOUT};
 
 /// The page: runs the exchange against every target in turn, then posts
 /// `ok <json of the extensions each connection reported>` or
@@ -188,21 +187,8 @@ pub fn chromium_against(servers: &[(&str, EchoServer)], options: &ServerOptions,
     let (port, verdicts) = page_server(page);
 
     let profile = TempDir::new("chromium-profile");
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-    ])
-    .args(flags)
-    .arg(format!("--user-data-dir={}", profile.0.display()))
-    .arg(format!("http://127.0.0.1:{port}/"));
+    let mut cmd = headless_chromium(&profile);
+    cmd.args(flags).arg(format!("http://127.0.0.1:{port}/"));
     let mut browser = Proc::spawn("chromium", cmd, true);
 
     let verdict = match verdicts.recv_timeout(TIMEOUT) {

@@ -339,6 +339,27 @@ pub fn chromium() -> PathBuf {
     );
 }
 
+/// Headless Chromium with this machine's closed network in mind (no
+/// background networking, updates or sync, which it would retry against
+/// refused connections), a fresh profile in `profile`; the caller adds
+/// its own flags and the page.
+pub fn headless_chromium(profile: &TempDir) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.0.display()));
+    cmd
+}
+
 // ---- tether echo servers ----
 
 /// The runtimes the tether side runs on.

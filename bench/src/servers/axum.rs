@@ -12,7 +12,6 @@ use axum::extract::ws::{self, WebSocketUpgrade as AxumUpgrade};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
@@ -47,25 +46,9 @@ pub async fn serve_axum(stream: TcpStream) {
     serve(stream, &AXUM).await
 }
 
-async fn axum_echo(mut ws: ws::WebSocket) {
-    loop {
-        let next = match ws.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                if ws.flush().await.is_err() {
-                    return;
-                }
-                ws.next().await
-            }
-        };
-        match next {
-            Some(Ok(m @ (ws::Message::Binary(_) | ws::Message::Text(_)))) => {
-                if ws.feed(m).await.is_err() {
-                    return;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return,
-        }
-    }
+async fn axum_echo(ws: ws::WebSocket) {
+    super::feed_flush_echo(ws, |m| {
+        matches!(m, ws::Message::Binary(_) | ws::Message::Text(_))
+    })
+    .await;
 }

@@ -165,34 +165,8 @@ async fn tungstenite(stream: TcpStream, hub: Sender<tokio_tungstenite::tungsteni
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    let mut rx = hub.subscribe();
-    let (mut tx, mut messages) = ws.split();
-    loop {
-        tokio::select! {
-            m = messages.next() => match m {
-                Some(Ok(m)) if m.is_binary() || m.is_text() => {
-                    let _ = hub.send(m);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
-            },
-            m = rx.recv() => {
-                let Ok(mut m) = m else { return };
-                loop {
-                    if tx.feed(m).await.is_err() {
-                        return;
-                    }
-                    match rx.try_recv() {
-                        Ok(next) => m = next,
-                        Err(_) => break,
-                    }
-                }
-                if tx.flush().await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    let (tx, messages) = ws.split();
+    member(tx, messages, hub, |m| m.is_binary() || m.is_text()).await;
 }
 
 /// tokio-websockets: the same loop with its `Message` (a shared payload).
@@ -204,12 +178,24 @@ async fn tokio_websockets(stream: TcpStream, hub: Sender<tokio_websockets::Messa
     else {
         return;
     };
+    let (tx, messages) = ws.split();
+    member(tx, messages, hub, |m| m.is_binary() || m.is_text()).await;
+}
+
+/// One subscriber of a library whose split halves are a `Sink` and a
+/// `Stream` of its `Message`: data it receives goes to the hub, and what
+/// the hub carries is fed (every message already there) and flushed once.
+async fn member<M: Clone, E, F>(
+    mut tx: impl futures_util::Sink<M, Error = E> + Unpin,
+    mut messages: impl futures_util::Stream<Item = Result<M, F>> + Unpin,
+    hub: Sender<M>,
+    is_data: impl Fn(&M) -> bool,
+) {
     let mut rx = hub.subscribe();
-    let (mut tx, mut messages) = ws.split();
     loop {
         tokio::select! {
             m = messages.next() => match m {
-                Some(Ok(m)) if m.is_binary() || m.is_text() => {
+                Some(Ok(m)) if is_data(&m) => {
                     let _ = hub.send(m);
                 }
                 Some(Ok(_)) => {}

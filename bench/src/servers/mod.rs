@@ -98,6 +98,37 @@ pub const CHUNK_IMPLS: &[&str] = &["tether-mio-chunks"];
 /// server is configured to accept it (libraries' defaults differ).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// The batched echo of a library whose WebSocket is a `Sink` and a
+/// `Stream` of its `Message`: `feed` every data message already received,
+/// `flush` once when the stream has nothing more ready (what `send_all`
+/// does), so no library writes once per message.
+async fn feed_flush_echo<M, E, F>(
+    mut ws: impl futures_util::Sink<M, Error = E> + futures_util::Stream<Item = Result<M, F>> + Unpin,
+    is_data: impl Fn(&M) -> bool,
+) {
+    use futures_util::{FutureExt, SinkExt, StreamExt};
+    loop {
+        let next = match ws.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                ws.next().await
+            }
+        };
+        match next {
+            Some(Ok(m)) if is_data(&m) => {
+                if ws.feed(m).await.is_err() {
+                    return;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
 /// Runs the server `name` on `addr` until the process is killed. The TLS
 /// servers present the certificate and key in `tls_dir`
 /// ([`crate::tls::ensure_identity`]).

@@ -3,7 +3,6 @@
 //! `wss://`: tokio-rustls's `TlsAcceptor`, then the same loop on the TLS
 //! stream (tokio-tungstenite's own TLS features are for clients).
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -19,27 +18,8 @@ pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(super::MAX_MESSAGE))
         .max_frame_size(Some(super::MAX_MESSAGE));
-    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    loop {
-        let next = match ws.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                if ws.flush().await.is_err() {
-                    return;
-                }
-                ws.next().await
-            }
-        };
-        match next {
-            Some(Ok(m)) if m.is_binary() || m.is_text() => {
-                if ws.feed(m).await.is_err() {
-                    return;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return,
-        }
-    }
+    super::feed_flush_echo(ws, |m| m.is_binary() || m.is_text()).await;
 }

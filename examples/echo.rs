@@ -92,15 +92,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn serve(mut listener: ws::Listener) {
     while let Ok((stream, _)) = listener.accept().await {
         smol::spawn(async move {
-            let Ok(ws) = ws::accept(stream).await else {
+            let Ok(mut ws) = ws::accept(stream).await else {
                 return;
             };
-            let (mut tx, rx) = ws.split();
-            // Forward the data messages back; send_all flushes in batches.
-            let mut data = rx.filter(|m| {
-                std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_))))
-            });
-            let _ = tx.send_all(&mut data).await;
+            // Every message already read comes in one batch; the data
+            // messages go back in one flush.
+            let mut batch = Vec::new();
+            while let Some(Ok(_)) = ws.next_batch(&mut batch).await {
+                batch.retain(|m| matches!(m, Message::Text(_) | Message::Binary(_)));
+                if ws.send_batch(&mut batch).await.is_err() {
+                    return;
+                }
+            }
         })
         .detach();
     }

@@ -318,6 +318,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         (
             WsSink {
                 shared: shared.clone(),
+                ready: false,
             },
             WsStream { shared },
         )
@@ -537,25 +538,11 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 .map(|e| *e)
                 .or_else(|| self.inner.conn.poll_event())
             {
-                let msg = match ev {
-                    Event::Message(m) => m,
-                    Event::Ping(p) => Message::Ping(p),
-                    Event::Pong { payload, latency } => {
-                        self.inner.pong_latency = latency;
-                        Message::Pong(payload)
-                    }
-                    Event::Close(frame) => Message::Close(frame),
-                    Event::Error(e) => return Poll::Ready(Some(Err(Error::WebSocket(e)))),
-                    // Chunk delivery is on: say so rather than drop data,
-                    // and keep the chunk for `next_chunk`.
-                    chunk @ Event::Chunk { .. } => {
-                        self.inner.stashed = Some(Box::new(chunk));
-                        return Poll::Ready(Some(Err(Error::Chunked)));
-                    }
-                    // An event a newer core adds and no Message carries.
-                    _ => continue,
-                };
-                return Poll::Ready(Some(Ok(msg)));
+                match self.message_of(ev) {
+                    Ok(msg) => return Poll::Ready(Some(Ok(msg))),
+                    Err(Some(e)) => return Poll::Ready(Some(Err(e))),
+                    Err(None) => continue,
+                }
             }
             // Only I/O errors are recorded here; the core reports its own
             // as events, in order.
@@ -569,6 +556,29 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return self.park(Side::Read, cx);
             }
         }
+    }
+
+    /// The message an event is to a message reader: an error to return
+    /// (`Err(Some)`), or nothing (`Err(None)`: an event no Message carries).
+    fn message_of(&mut self, ev: Event) -> Result<Message, Option<Error>> {
+        Ok(match ev {
+            Event::Message(m) => m,
+            Event::Ping(p) => Message::Ping(p),
+            Event::Pong { payload, latency } => {
+                self.inner.pong_latency = latency;
+                Message::Pong(payload)
+            }
+            Event::Close(frame) => Message::Close(frame),
+            Event::Error(e) => return Err(Some(Error::WebSocket(e))),
+            // Chunk delivery is on: say so rather than drop data, and keep
+            // the chunk for `next_chunk`.
+            chunk @ Event::Chunk { .. } => {
+                self.inner.stashed = Some(Box::new(chunk));
+                return Err(Some(Error::Chunked));
+            }
+            // An event a newer core adds and no Message carries.
+            _ => return Err(None),
+        })
     }
 
     /// A copy of the transport's failure, for a sender or closer: the
@@ -600,6 +610,13 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 return self.park(Side::Write, cx);
             }
         }
+    }
+
+    /// Whether `poll_ready_send` would say Ready at once, with no I/O.
+    fn ready_without_io(&mut self) -> bool {
+        !self.inner.transport_done
+            && self.inner.conn.state() == tether_core::State::Open
+            && self.inner.conn.is_writable()
     }
 
     /// Ready once the core has nothing left to write and the transport
@@ -676,6 +693,7 @@ pub struct Chunk {
     pub fin: bool,
 }
 
+mod batch;
 mod split;
 
 pub use split::{WsSink, WsStream};

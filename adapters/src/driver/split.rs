@@ -22,6 +22,10 @@ pub struct WsStream<S, R: Runtime> {
 /// The sending half of a split [`WebSocket`].
 pub struct WsSink<S, R: Runtime> {
     pub(super) shared: Arc<Mutex<WebSocket<S, R>>>,
+    /// The last `start_send` left the connection open and writable, so the
+    /// next `poll_ready` may say so without taking the lock: one lock per
+    /// message instead of two on a `send_all`/`feed` path.
+    pub(super) ready: bool,
 }
 
 fn lock<S, R: Runtime>(shared: &Mutex<WebSocket<S, R>>) -> MutexGuard<'_, WebSocket<S, R>> {
@@ -54,6 +58,7 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     /// Starts the close handshake and drives it to its end (see
     /// [`WebSocket::close`]); the stream half sees the peer's close.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.ready = false;
         lock(&self.shared).inner.conn.close(code, reason)?;
         poll_fn(|cx| lock(&self.shared).poll_close_send(cx)).await
     }
@@ -64,6 +69,15 @@ impl<S: Transport, R: Runtime> WsSink<S, R> {
     /// frame and flush.
     pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
         self.feed_prepared(message).await?;
+        poll_fn(|cx| lock(&self.shared).poll_flush_send(cx)).await
+    }
+
+    /// [`WebSocket::send_batch`] on the sending half: one lock to queue
+    /// the whole batch.
+    pub async fn send_batch(&mut self, batch: &mut Vec<Message>) -> Result<(), Error> {
+        self.ready = false;
+        poll_fn(|cx| lock(&self.shared).poll_ready_send(cx)).await?;
+        lock(&self.shared).queue_batch(batch)?;
         poll_fn(|cx| lock(&self.shared).poll_flush_send(cx)).await
     }
 
@@ -79,6 +93,12 @@ impl<S: Transport, R: Runtime> WsStream<S, R> {
     /// [`WebSocket::pong_latency`] on the receiving half.
     pub fn pong_latency(&self) -> Option<std::time::Duration> {
         lock(&self.shared).pong_latency()
+    }
+
+    /// [`WebSocket::next_batch`] on the receiving half: one lock for the
+    /// whole batch.
+    pub async fn next_batch(&mut self, batch: &mut Vec<Message>) -> Option<Result<usize, Error>> {
+        poll_fn(|cx| lock(&self.shared).poll_next_batch(cx, batch)).await
     }
 
     /// [`WebSocket::next_chunk`] on the receiving half.
@@ -100,15 +120,19 @@ impl<S: Transport, R: Runtime> Sink<Message> for WsSink<S, R> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        lock(&self.shared).poll_ready_send(cx)
+        let this = self.get_mut();
+        if std::mem::take(&mut this.ready) {
+            return Poll::Ready(Ok(()));
+        }
+        lock(&this.shared).poll_ready_send(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        lock(&self.shared)
-            .inner
-            .conn
-            .send(item)
-            .map_err(Error::WebSocket)
+        let this = self.get_mut();
+        let mut ws = lock(&this.shared);
+        ws.inner.conn.send(item).map_err(Error::WebSocket)?;
+        this.ready = ws.ready_without_io();
+        Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -28,6 +28,7 @@ pub const IMPLS: &[&str] = &[
     "tether-tokio",
     "tether-mio",
     "tether-mio-chunks",
+    "tether-smol-split",
     "tether-smol-naive",
     "tether-smol-keepalive",
     "tether-tokio-keepalive",
@@ -73,6 +74,7 @@ pub const DEFLATE_IMPLS: &[&str] = &[
     "tether-smol",
     "tether-tokio",
     "tether-mio",
+    "tether-smol-split",
     "tether-smol-naive",
     "soketto",
     "raw-tcp",
@@ -144,6 +146,7 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
     }
     match name {
         "tether-smol" => serve_smol(addr, tether::echo_smol),
+        "tether-smol-split" => serve_smol(addr, tether::echo_smol_split),
         "tether-smol-naive" => serve_smol(addr, tether::echo_smol_naive),
         "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
         "tether-smol-keepalive" => serve_smol(addr, tether::echo_smol_keepalive),

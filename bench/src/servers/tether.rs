@@ -1,5 +1,6 @@
-//! tether on smol and on tokio, with the README's echo (split halves,
-//! `send_all`), and the naive loop (await `send` per message) for
+//! tether on smol and on tokio: the batched echo (`next_batch`, then
+//! `send_batch`), the split halves forwarding with `send_all` (the
+//! Stream/Sink way), and the naive loop (await `send` per message) for
 //! comparison; over TLS, `accept_tls_with` and the same echo.
 
 use std::sync::{Arc, LazyLock};
@@ -57,6 +58,12 @@ pub async fn echo_smol(stream: smol::net::TcpStream) {
     }
 }
 
+pub async fn echo_smol_split(stream: smol::net::TcpStream) {
+    if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
+        echo_split(ws).await
+    }
+}
+
 pub async fn echo_smol_naive(stream: smol::net::TcpStream) {
     if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo_naive(ws).await
@@ -86,10 +93,23 @@ pub async fn echo_tokio_tls(stream: tokio::net::TcpStream, tls: &'static Arc<Ser
     }
 }
 
-/// The README's echo: split, and forward the data messages with
-/// `send_all`, which queues every message already received and flushes
-/// once when the stream has nothing ready, so a burst costs one write.
-pub async fn echo<S: Transport, R: Runtime>(ws: WebSocket<S, R>) {
+/// The README's echo: every message already read taken at once, the data
+/// messages sent back as one batch and flushed once, so a burst costs one
+/// write and one pass through the driver.
+pub async fn echo<S: Transport, R: Runtime>(mut ws: WebSocket<S, R>) {
+    let mut batch = Vec::new();
+    while let Some(Ok(_)) = ws.next_batch(&mut batch).await {
+        batch.retain(|m| matches!(m, Message::Text(_) | Message::Binary(_)));
+        if ws.send_batch(&mut batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Split halves, forwarding the data messages with `send_all`, which
+/// queues every message already received and flushes once when the
+/// stream has nothing ready: the Stream/Sink way, a lock per call.
+async fn echo_split<S: Transport, R: Runtime>(ws: WebSocket<S, R>) {
     let (mut tx, rx) = ws.split();
     let mut data =
         rx.filter(|m| std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_)))));

@@ -14,9 +14,12 @@ type Summaries = BTreeMap<(String, String), Summary>;
 const SETUP: &str = "\
 - **tether-smol**, **tether-tokio**: `tether::{smol,tokio}::accept_with`, \
 `Config::without_keepalive()` (64 MiB limits), one `ServerOptions` shared by all \
-connections; the README's echo: `split()`, then `tx.send_all(&mut rx.filter(data))`, \
-which queues every message already received and flushes once when none is ready. \
-permessage-deflate with tether's defaults.
+connections; the README's echo: `ws.next_batch(&mut batch)` (every message already \
+read, one pass through the driver), then `ws.send_batch(&mut batch)` (queued at once, \
+one flush). permessage-deflate with tether's defaults.
+- **tether-smol-split**: the Stream/Sink way: `split()`, then \
+`tx.send_all(&mut rx.filter(data))`, which queues every message already received and \
+flushes once when none is ready (a lock per `poll_next` and per `start_send`).
 - **tether-mio**: `tether::mio::Driver::listen_with` with the same options, one thread, \
 no futures: `conns.send(id, m)` for each `Event::Message` in `poll_with`'s callback; \
 everything queued in a pass leaves in one vectored write per connection. \

@@ -11,6 +11,15 @@ use std::fmt::Write as _;
 
 use zlib_rs::{DeflateFlush, InflateFlush, Status};
 
+mod bits;
+mod encoder;
+#[cfg(test)]
+mod encoder_tests;
+#[cfg(test)]
+mod fixed_decoder;
+
+use encoder::Encoder;
+
 /// The four bytes a sync flush ends with; stripped from each compressed
 /// message and put back before inflating (RFC 7692 section 7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
@@ -302,14 +311,21 @@ pub fn client_accept(offers: &[DeflateConfig], item: &ExtensionItem) -> Option<D
 /// Compresses outgoing messages.
 pub(crate) struct Compressor {
     params: DeflateParams,
-    deflate: Option<zlib_rs::Deflate>,
+    engine: Option<Engine>,
+}
+
+/// Level 1 runs on tether's own encoder (a fraction of zlib-rs's memory,
+/// see [`DeflateConfig`]); other levels on zlib-rs.
+enum Engine {
+    Own(Box<Encoder>),
+    Zlib(Box<zlib_rs::Deflate>),
 }
 
 impl Compressor {
     pub(crate) fn new(params: DeflateParams) -> Self {
         Self {
             params,
-            deflate: None,
+            engine: None,
         }
     }
 
@@ -322,39 +338,24 @@ impl Compressor {
     /// context takeover, the window is forgotten.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, end_of_message: bool) {
         let p = &self.params;
-        let deflate = self.deflate.get_or_insert_with(|| {
-            zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
-                level: i32::from(p.config.level.min(9)),
-                window_bits: -i32::from(p.own_window_bits.clamp(9, 15)),
-                mem_level: i32::from(p.config.mem_level.clamp(1, 9)),
-                ..zlib_rs::DeflateConfig::default()
-            })
+        let engine = self.engine.get_or_insert_with(|| {
+            if p.config.level == 1 {
+                Engine::Own(Box::new(Encoder::new(p.own_window_bits)))
+            } else {
+                Engine::Zlib(Box::new(zlib_rs::Deflate::new_with_config(
+                    zlib_rs::DeflateConfig {
+                        level: i32::from(p.config.level.min(9)),
+                        window_bits: -i32::from(p.own_window_bits.clamp(9, 15)),
+                        mem_level: i32::from(p.config.mem_level.clamp(1, 9)),
+                        ..zlib_rs::DeflateConfig::default()
+                    },
+                )))
+            }
         });
         let start = out.len();
-        let mut input = input;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(input.len() / 2 + 64);
-            }
-            let len = out.len();
-            out.resize(out.capacity(), 0);
-            let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
-            let status = deflate.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
-            let used = (deflate.total_in() - before_in) as usize;
-            let wrote = (deflate.total_out() - before_out) as usize;
-            out.truncate(len + wrote);
-            input = &input[used..];
-            match status {
-                // The flush is complete once input is used up and zlib left
-                // spare room in the output.
-                Ok(Status::Ok | Status::BufError)
-                    if input.is_empty() && out.len() < out.capacity() =>
-                {
-                    break
-                }
-                Ok(_) => {}
-                Err(e) => unreachable!("deflate with valid parameters failed: {e:?}"),
-            }
+        match engine {
+            Engine::Own(encoder) => encoder.compress(input, out),
+            Engine::Zlib(deflate) => zlib_compress(deflate, input, out),
         }
         if end_of_message {
             if out[start..].ends_with(&TAIL) {
@@ -368,8 +369,41 @@ impl Compressor {
                 out.push(0x00);
             }
             if self.params.own_no_context_takeover {
-                deflate.reset();
+                match engine {
+                    // Dropped, not reset: an idle connection then holds no
+                    // compression state at all.
+                    Engine::Own(_) => self.engine = None,
+                    Engine::Zlib(deflate) => {
+                        deflate.reset();
+                    }
+                }
             }
+        }
+    }
+}
+
+/// zlib-rs with a sync flush, growing `out` until the flush is complete.
+fn zlib_compress(deflate: &mut zlib_rs::Deflate, mut input: &[u8], out: &mut Vec<u8>) {
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(input.len() / 2 + 64);
+        }
+        let len = out.len();
+        out.resize(out.capacity(), 0);
+        let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
+        let status = deflate.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
+        let used = (deflate.total_in() - before_in) as usize;
+        let wrote = (deflate.total_out() - before_out) as usize;
+        out.truncate(len + wrote);
+        input = &input[used..];
+        match status {
+            // The flush is complete once input is used up and zlib left
+            // spare room in the output.
+            Ok(Status::Ok | Status::BufError) if input.is_empty() && out.len() < out.capacity() => {
+                break
+            }
+            Ok(_) => {}
+            Err(e) => unreachable!("deflate with valid parameters failed: {e:?}"),
         }
     }
 }

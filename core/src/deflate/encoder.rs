@@ -17,7 +17,9 @@ const MIN_MATCH: usize = 4;
 const MAX_MATCH: usize = 258;
 /// Bytes needed ahead of a position for a full-length match; while more
 /// input follows, a pass stops this far before the end of the history.
-const LOOKAHEAD: usize = MAX_MATCH;
+const LOOKAHEAD: usize = MAX_MATCH + 1;
+/// Matches shorter than this are checked against the next position's.
+const LAZY: usize = 16;
 
 pub(crate) struct Encoder {
     /// `2^window_bits`: the farthest a match may reach back.
@@ -105,30 +107,34 @@ impl Encoder {
                 pos += 1;
                 continue;
             }
-            let now = read4(data, pos);
-            let h = hash(now, self.hash_shift);
-            let candidate = usize::from(head[h]);
-            head[h] = pos as u16;
-            let dist = pos.wrapping_sub(candidate);
-            if candidate < pos && dist <= self.window && read4(data, candidate) == now {
-                let max = (limit - pos).min(MAX_MATCH);
-                let len = MIN_MATCH + common(data, candidate + MIN_MATCH, pos + MIN_MATCH, max);
-                let (lcode, lbits) = bits::LENGTHS[len - 3];
-                let (dcode, dbits) = bits::distance(dist as u32);
-                w.put(lcode, u32::from(lbits));
-                w.put(dcode, dbits);
-                // Index the positions inside the match too: later repeats
-                // of their contexts find them.
-                let stop = (pos + len).min(hashable);
-                for p in pos + 1..stop {
-                    head[hash(read4(data, p), self.hash_shift)] = p as u16;
-                }
-                pos += len;
-            } else {
+            let found = find(data, head, pos, self.window, self.hash_shift);
+            let Some((mut len, mut dist)) = found else {
                 let (code, len) = LITERALS[usize::from(data[pos])];
                 w.put(u32::from(code), u32::from(len));
                 pos += 1;
+                continue;
+            };
+            // One step of lazy matching for short matches: a longer one at
+            // the next byte is worth a literal first.
+            if len < LAZY && pos + 1 < hashable {
+                if let Some((next_len, next_dist)) =
+                    find(data, head, pos + 1, self.window, self.hash_shift)
+                {
+                    if next_len > len {
+                        let (code, bits) = LITERALS[usize::from(data[pos])];
+                        w.put(u32::from(code), u32::from(bits));
+                        pos += 1;
+                        (len, dist) = (next_len, next_dist);
+                    }
+                }
             }
+            let (lcode, lbits) = bits::LENGTHS[len - 3];
+            let (dcode, dbits) = bits::distance(dist as u32);
+            w.put(lcode, u32::from(lbits));
+            w.put(dcode, dbits);
+            // Positions inside the match are not indexed: keeping the
+            // older entries measured as fast and no worse in ratio.
+            pos += len;
         }
         let (code, len) = bits::END_OF_BLOCK;
         w.put(code, len);
@@ -145,6 +151,33 @@ impl Encoder {
             w.bytes(&self.history[start..pos]);
         }
         pos
+    }
+}
+
+/// The match for `pos` through its hash candidate, if one of at least
+/// `MIN_MATCH` bytes lies within the window; records `pos` as the latest
+/// position of its hash. `pos + MIN_MATCH` must not pass the data's end.
+#[inline(always)]
+fn find(
+    data: &[u8],
+    head: &mut [u16],
+    pos: usize,
+    window: usize,
+    shift: u32,
+) -> Option<(usize, usize)> {
+    let now = read4(data, pos);
+    let h = hash(now, shift);
+    let candidate = usize::from(head[h]);
+    head[h] = pos as u16;
+    let dist = pos.wrapping_sub(candidate);
+    if candidate < pos && dist <= window && read4(data, candidate) == now {
+        let max = (data.len() - pos).min(MAX_MATCH);
+        Some((
+            MIN_MATCH + common(data, candidate + MIN_MATCH, pos + MIN_MATCH, max),
+            dist,
+        ))
+    } else {
+        None
     }
 }
 

@@ -84,7 +84,7 @@ crate::__with_setters!(DeflateConfig {
 });
 
 impl Default for DeflateConfig {
-    /// Level 1 with a 4 KiB window: on JSON records, 3.1:1 one record per
+    /// Level 1 with a 4 KiB window: on JSON records, 3.0:1 one record per
     /// message (zlib's defaults: 4.0:1) at about six times the speed of
     /// level 6 and a seventh of the memory (63 KiB per connection against
     /// 419 KiB); see the compression benchmark.

@@ -19,7 +19,7 @@ const MAX_MATCH: usize = 258;
 /// input follows, a pass stops this far before the end of the history.
 const LOOKAHEAD: usize = MAX_MATCH + 1;
 /// Matches shorter than this are checked against the next position's.
-const LAZY: usize = 16;
+const LAZY: usize = 8;
 
 pub(crate) struct Encoder {
     /// `2^window_bits`: the farthest a match may reach back.

@@ -1,6 +1,7 @@
 //! tether's own deflate encoder for compression level 1: greedy LZ77 over
-//! a sliding window with one hash candidate per position, fixed Huffman
-//! blocks, and stored blocks where those would be larger.
+//! a sliding window with one hash candidate per position (and one step of
+//! lazy matching for short matches), fixed Huffman blocks, and stored
+//! blocks where those would be larger.
 //!
 //! It exists for memory: zlib-rs's compressor holds a fixed 128 KiB hash
 //! table whatever the settings, while this one holds `2 * 2^window_bits`

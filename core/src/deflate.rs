@@ -1,8 +1,10 @@
 //! permessage-deflate (RFC 7692): negotiation and per-message compression.
 //!
-//! Compression runs on zlib-rs, the pure-Rust zlib that `flate2` also
-//! wraps; it is used directly because it exposes the memory level, which
-//! (with the window size) decides how much memory each connection holds.
+//! Level 1 (the default) compresses with tether's own encoder
+//! (`deflate/encoder.rs`), which holds a quarter of zlib-rs's memory at the
+//! default window; other levels, and all inflating, run on zlib-rs, the
+//! pure-Rust zlib that `flate2` also wraps, used directly because it
+//! exposes the memory level.
 //! Raw deflate cannot use an 8-bit window, so a configured 8 is used as 9,
 //! and an offer or response that demands 8 bits of our compressor is
 //! declined (server) or refused (client).
@@ -10,6 +12,15 @@
 use std::fmt::Write as _;
 
 use zlib_rs::{DeflateFlush, InflateFlush, Status};
+
+mod bits;
+mod encoder;
+#[cfg(test)]
+mod encoder_tests;
+#[cfg(test)]
+mod fixed_decoder;
+
+use encoder::Encoder;
 
 /// The four bytes a sync flush ends with; stripped from each compressed
 /// message and put back before inflating (RFC 7692 section 7.2.1).
@@ -23,22 +34,29 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 /// "Own" settings are about the messages this endpoint compresses, "peer"
 /// settings are what it asks of the other side.
 ///
-/// Memory per connection (zlib-rs 0.6, measured by the `bench-deflate`
-/// benchmark): the compressor holds a fixed 128 KiB hash table plus
-/// `4 * 2^window_bits + 7 * 2^(mem_level + 6)` bytes (about 175 KiB with
-/// the defaults, 12 window bits and memory level 6; 370 KiB with zlib's
-/// 15 and 8), and the decompressor about 48 KiB whatever the window
-/// (zlib-rs always allocates a 32 KiB one): about 223 KiB per connection
-/// that has compressed and inflated a message. Both are allocated on the
-/// first compressed message, not at connection time; the decompressor is
-/// dropped after each message when the peer does not keep its context.
+/// Memory per connection (measured by the `bench-deflate` benchmark): at
+/// level 1 the compressor is tether's own and holds `4 * 2^window_bits`
+/// bytes (two windows of history and a `u16` hash table of one entry per
+/// window byte: 16 KiB with the default 12 bits, 128 KiB with 15; the
+/// memory level is unused). At levels 2 to 9 it is zlib-rs 0.6's: a fixed
+/// 128 KiB hash table plus `4 * 2^window_bits + 7 * 2^(mem_level + 6)`
+/// bytes (about 175 KiB with 12 window bits and memory level 6; 370 KiB
+/// with zlib's 15 and 8). The decompressor (zlib-rs) holds about 47 KiB
+/// whatever the window (it always allocates a 32 KiB one). With the
+/// defaults that is 63 KiB of heap (36 KiB resident) per connection that
+/// has compressed and inflated a message. Both are allocated on the first
+/// compressed message, not at connection time; each is dropped after a
+/// message when its side does not keep context (our level-1 compressor
+/// with `no_context_takeover`, the decompressor when the peer's
+/// compressor does not keep it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
     /// Compression level, 0 (store) to 9 (smallest).
     pub level: u8,
-    /// zlib memory level of our compressor, 1 to 9: more memory, faster
-    /// and slightly better compression.
+    /// zlib memory level of our compressor at levels 2 to 9, 1 to 9: more
+    /// memory, faster and slightly better compression. Level 1 does not
+    /// use it (its memory follows the window alone).
     pub mem_level: u8,
     /// Largest window our compressor uses, 9 to 15 (8 is used as 9).
     pub max_window_bits: u8,
@@ -66,10 +84,10 @@ crate::__with_setters!(DeflateConfig {
 });
 
 impl Default for DeflateConfig {
-    /// Level 1 with a 4 KiB window and memory level 6: on JSON records,
-    /// 3.0:1 one record per message (zlib's defaults: 4.0:1) at eight
-    /// times the speed of level 6 and about half the memory (223 KiB per
-    /// connection against 419 KiB); see the compression benchmark.
+    /// Level 1 with a 4 KiB window: on JSON records, 3.0:1 one record per
+    /// message (zlib's defaults: 4.0:1) at about six times the speed of
+    /// level 6 and a seventh of the memory (63 KiB per connection against
+    /// 419 KiB); see the compression benchmark.
     fn default() -> Self {
         Self {
             level: 1,
@@ -302,14 +320,21 @@ pub fn client_accept(offers: &[DeflateConfig], item: &ExtensionItem) -> Option<D
 /// Compresses outgoing messages.
 pub(crate) struct Compressor {
     params: DeflateParams,
-    deflate: Option<zlib_rs::Deflate>,
+    engine: Option<Engine>,
+}
+
+/// Level 1 runs on tether's own encoder (a fraction of zlib-rs's memory,
+/// see [`DeflateConfig`]); other levels on zlib-rs.
+enum Engine {
+    Own(Box<Encoder>),
+    Zlib(Box<zlib_rs::Deflate>),
 }
 
 impl Compressor {
     pub(crate) fn new(params: DeflateParams) -> Self {
         Self {
             params,
-            deflate: None,
+            engine: None,
         }
     }
 
@@ -322,39 +347,24 @@ impl Compressor {
     /// context takeover, the window is forgotten.
     pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, end_of_message: bool) {
         let p = &self.params;
-        let deflate = self.deflate.get_or_insert_with(|| {
-            zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
-                level: i32::from(p.config.level.min(9)),
-                window_bits: -i32::from(p.own_window_bits.clamp(9, 15)),
-                mem_level: i32::from(p.config.mem_level.clamp(1, 9)),
-                ..zlib_rs::DeflateConfig::default()
-            })
+        let engine = self.engine.get_or_insert_with(|| {
+            if p.config.level == 1 {
+                Engine::Own(Box::new(Encoder::new(p.own_window_bits)))
+            } else {
+                Engine::Zlib(Box::new(zlib_rs::Deflate::new_with_config(
+                    zlib_rs::DeflateConfig {
+                        level: i32::from(p.config.level.min(9)),
+                        window_bits: -i32::from(p.own_window_bits.clamp(9, 15)),
+                        mem_level: i32::from(p.config.mem_level.clamp(1, 9)),
+                        ..zlib_rs::DeflateConfig::default()
+                    },
+                )))
+            }
         });
         let start = out.len();
-        let mut input = input;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(input.len() / 2 + 64);
-            }
-            let len = out.len();
-            out.resize(out.capacity(), 0);
-            let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
-            let status = deflate.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
-            let used = (deflate.total_in() - before_in) as usize;
-            let wrote = (deflate.total_out() - before_out) as usize;
-            out.truncate(len + wrote);
-            input = &input[used..];
-            match status {
-                // The flush is complete once input is used up and zlib left
-                // spare room in the output.
-                Ok(Status::Ok | Status::BufError)
-                    if input.is_empty() && out.len() < out.capacity() =>
-                {
-                    break
-                }
-                Ok(_) => {}
-                Err(e) => unreachable!("deflate with valid parameters failed: {e:?}"),
-            }
+        match engine {
+            Engine::Own(encoder) => encoder.compress(input, out),
+            Engine::Zlib(deflate) => zlib_compress(deflate, input, out),
         }
         if end_of_message {
             if out[start..].ends_with(&TAIL) {
@@ -368,8 +378,41 @@ impl Compressor {
                 out.push(0x00);
             }
             if self.params.own_no_context_takeover {
-                deflate.reset();
+                match engine {
+                    // Dropped, not reset: an idle connection then holds no
+                    // compression state at all.
+                    Engine::Own(_) => self.engine = None,
+                    Engine::Zlib(deflate) => {
+                        deflate.reset();
+                    }
+                }
             }
+        }
+    }
+}
+
+/// zlib-rs with a sync flush, growing `out` until the flush is complete.
+fn zlib_compress(deflate: &mut zlib_rs::Deflate, mut input: &[u8], out: &mut Vec<u8>) {
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(input.len() / 2 + 64);
+        }
+        let len = out.len();
+        out.resize(out.capacity(), 0);
+        let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
+        let status = deflate.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
+        let used = (deflate.total_in() - before_in) as usize;
+        let wrote = (deflate.total_out() - before_out) as usize;
+        out.truncate(len + wrote);
+        input = &input[used..];
+        match status {
+            // The flush is complete once input is used up and zlib left
+            // spare room in the output.
+            Ok(Status::Ok | Status::BufError) if input.is_empty() && out.len() < out.capacity() => {
+                break
+            }
+            Ok(_) => {}
+            Err(e) => unreachable!("deflate with valid parameters failed: {e:?}"),
         }
     }
 }

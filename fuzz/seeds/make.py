@@ -212,3 +212,12 @@ write(
 )
 write("proxy_socks5", "host-unreachable", bytes([0x02, 0, 0]) + turns(b"\x05\x00", bytes([5, 4, 0, 1, 0, 0, 0, 0, 0, 0])))
 write("proxy_socks5", "auth-failed", bytes([0x01, 1, 1]) + turns(b"\x05\x02", b"\x01\x01"))
+
+
+# ---- deflate_roundtrip: window bits, flags (bit 0 no context takeover), fragment size, then messages (length byte * 97, repeat byte (bit 7 streamed), data) ----
+RECORD = b'{"id":17,"user":"user42","status":"active","score":12.5,"tags":["t3"]}'
+records = b"".join(RECORD.replace(b"17", str(i).encode()) for i in range(40))
+write("deflate_roundtrip", "json-takeover", bytes([3, 0, 1]) + bytes([1, 0]) + RECORD[:97] + bytes([1, 0x81]) + RECORD[:97])
+write("deflate_roundtrip", "batch-window-9", bytes([0, 0, 40, 29, 3]) + records[: 29 * 97])
+write("deflate_roundtrip", "run-no-takeover", bytes([6, 1, 0, 1, 0x87]) + b"\x00" * 97 + bytes([0, 0]))
+write("deflate_roundtrip", "noise", bytes([3, 0, 255, 20, 0]) + hashlib.sha256(b"x").digest() * 61)

@@ -34,6 +34,7 @@ use crate::transport::{Runtime, Transport};
 use crate::{Decision, Error, SocketOptions};
 
 mod stream;
+mod tick;
 pub use stream::ClientStream;
 
 /// Adapts a futures-io stream (async-net's `TcpStream`, async-tls, ...).
@@ -62,7 +63,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for FuturesIo<S> {
 }
 
 /// async-io's timer, boxed like tokio's: a connection without timers then
-/// holds a pointer's worth of room for one, not the whole timer.
+/// holds a pointer's worth of room for one, not the whole timer. Deadlines
+/// are rounded up onto a shared 10 ms grid, so that timers due within the
+/// same 10 ms fire in one wake of the reactor (see `tick`).
 #[derive(Debug)]
 pub struct Smol;
 
@@ -73,10 +76,10 @@ impl Runtime for Smol {
         Instant::now()
     }
     fn sleep_until(at: Instant) -> Self::Sleep {
-        Box::new(async_io::Timer::at(at))
+        Box::new(async_io::Timer::at(tick::round_up(at)))
     }
     fn reset(sleep: &mut Self::Sleep, at: Instant) {
-        sleep.set_at(at);
+        sleep.set_at(tick::round_up(at));
     }
 }
 

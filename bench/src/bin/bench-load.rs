@@ -56,8 +56,10 @@ fn main() {
             "",
             &format!(
                 "{} connections need RLIMIT_NOFILE of at least {} in this process and the \
-                 server; the hard limit allows {nofile}: raise it (ulimit -Hn, \
-                 /etc/security/limits.conf, or run as root) or pass fewer --connections",
+                 server; the hard limit allows {nofile}: raise it in the shell that runs \
+                 bench/run (as root: `ulimit -Hn 300000; ulimit -n 300000`, which needs \
+                 CAP_SYS_RESOURCE, often dropped in containers; or /etc/security/limits.conf) \
+                 or pass fewer --connections (see bench/README.md)",
                 cfg.connections,
                 cfg.connections + 64
             ),

@@ -8,9 +8,11 @@
 //! the single entry point.
 
 pub mod args;
+pub mod corpus;
 pub mod load;
 pub mod load_broadcast;
 pub mod load_connect;
+pub mod load_deflate_idle;
 pub mod procfs;
 pub mod record;
 pub mod servers;

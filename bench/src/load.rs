@@ -44,6 +44,9 @@ pub struct LoadConfig {
     /// Idle scenario: how long the connections stay open, pings answered,
     /// before the server's memory is read.
     pub hold: Duration,
+    /// `deflate-idle`: the compressed JSON records each connection has
+    /// echoed, one after another, before it idles.
+    pub messages: usize,
     /// Connect with TLS, trusting what this configuration trusts (the
     /// test certificate): every message is encrypted by the load generator
     /// too, which bounds message rates at small sizes.
@@ -109,7 +112,7 @@ impl AsyncWrite for Stream {
 
 /// The distinct TLS parameters connections negotiated, `; `-separated
 /// (one entry when every connection agrees, as they should).
-fn joined(seen: BTreeSet<String>) -> Option<String> {
+pub(crate) fn joined(seen: BTreeSet<String>) -> Option<String> {
     (!seen.is_empty()).then(|| seen.into_iter().collect::<Vec<_>>().join("; "))
 }
 
@@ -137,8 +140,11 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
         // In-flight copies back to back: a refill of n messages is one write.
         let batch: Rc<[u8]> = frame.repeat(cfg.in_flight).into();
         let mut streams = Vec::with_capacity(cfg.connections);
+        let mut extensions = BTreeSet::new();
         for _ in 0..cfg.connections {
-            streams.push(connect(cfg).await?);
+            let (stream, ext) = connect_negotiated(cfg, None).await?;
+            extensions.extend(ext);
+            streams.push(stream);
         }
         let tls = joined(streams.iter().filter_map(Stream::negotiated).collect());
         for stream in streams {
@@ -211,6 +217,9 @@ pub fn run_echo(cfg: &LoadConfig) -> io::Result<Record> {
         if let Some(t) = tls {
             rec = rec.text("tls", &t);
         }
+        if let Some(x) = joined(extensions) {
+            rec = rec.text("extensions", &x);
+        }
         if let Some(e) = error {
             rec = rec.text("error", &e);
         }
@@ -245,46 +254,58 @@ pub fn run_idle(cfg: &LoadConfig) -> io::Result<Record> {
                 lost.borrow_mut().get_or_insert(e.to_string());
             });
         }
-        // Let the server finish whatever it does after the last echo, and
-        // ping every connection at least once if it keeps them alive; its
-        // CPU meanwhile is what holding them costs (keepalive, timers).
-        let (t0, cpu0) = (Instant::now(), procfs::cpu_ns(cfg.server_pid)?);
-        let pings0 = pings.get();
-        tokio::time::sleep(cfg.hold).await;
-        let rss1 = procfs::rss_bytes(cfg.server_pid)?;
-        let (held, cpu1) = (t0.elapsed().as_secs_f64(), procfs::cpu_ns(cfg.server_pid)?);
-        let held_pings = pings.get() - pings0;
-        let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
-        let mut rec = Record::new()
-            .num("connections", cfg.connections as f64)
-            .num("rss_before", rss0 as f64)
-            .num("rss_after", rss1 as f64)
-            .num("bytes_per_conn", per_conn)
-            .num(
-                "pings_per_conn",
-                pings.get() as f64 / cfg.connections as f64,
-            )
-            .num("held_s", held)
-            // Server CPU per second while the connections sat idle.
-            .num(
-                "held_cpu_util",
-                cpu1.saturating_sub(cpu0) as f64 / 1e9 / held,
-            )
-            .num("held_pings_per_s", held_pings as f64 / held);
+        let mut rec = hold(cfg, rss0, &pings, &lost).await?;
         if let Some(t) = joined(tls) {
             rec = rec.text("tls", &t);
-        }
-        // A connection that ended while idle makes the number meaningless.
-        if let Some(e) = lost.take() {
-            rec = rec.text("error", &format!("an idle connection ended: {e}"));
         }
         Ok(rec)
     })
 }
 
+/// Holds the open connections for `cfg.hold` and reports the server's
+/// resident memory growth since `rss0` per connection. The hold lets the
+/// server finish whatever it does after the last echo, and ping every
+/// connection at least once if it keeps them alive; its CPU meanwhile is
+/// what holding them costs (keepalive, timers).
+pub(crate) async fn hold(
+    cfg: &LoadConfig,
+    rss0: u64,
+    pings: &Cell<u64>,
+    lost: &RefCell<Option<String>>,
+) -> io::Result<Record> {
+    let (t0, cpu0) = (Instant::now(), procfs::cpu_ns(cfg.server_pid)?);
+    let pings0 = pings.get();
+    tokio::time::sleep(cfg.hold).await;
+    let rss1 = procfs::rss_bytes(cfg.server_pid)?;
+    let (held, cpu1) = (t0.elapsed().as_secs_f64(), procfs::cpu_ns(cfg.server_pid)?);
+    let held_pings = pings.get() - pings0;
+    let per_conn = rss1.saturating_sub(rss0) as f64 / cfg.connections as f64;
+    let mut rec = Record::new()
+        .num("connections", cfg.connections as f64)
+        .num("rss_before", rss0 as f64)
+        .num("rss_after", rss1 as f64)
+        .num("bytes_per_conn", per_conn)
+        .num(
+            "pings_per_conn",
+            pings.get() as f64 / cfg.connections as f64,
+        )
+        .num("held_s", held)
+        // Server CPU per second while the connections sat idle.
+        .num(
+            "held_cpu_util",
+            cpu1.saturating_sub(cpu0) as f64 / 1e9 / held,
+        )
+        .num("held_pings_per_s", held_pings as f64 / held);
+    // A connection that ended while idle makes the number meaningless.
+    if let Some(e) = lost.take() {
+        rec = rec.text("error", &format!("an idle connection ended: {e}"));
+    }
+    Ok(rec)
+}
+
 /// Reads an idle connection until it ends, answering each ping with a
 /// pong, as any client of a keepalive server must. Returns why it ended.
-async fn answer_pings(mut stream: Stream, pings: &Cell<u64>) -> io::Error {
+pub(crate) async fn answer_pings(mut stream: Stream, pings: &Cell<u64>) -> io::Error {
     let mut answerer = wire::PingAnswerer::default();
     let mut buf = [0u8; 512];
     let mut pongs = Vec::new();
@@ -328,6 +349,15 @@ pub(crate) async fn connect(cfg: &LoadConfig) -> io::Result<Stream> {
 /// connecting, any port): spreading connections over 127.0.0.0/8 gives
 /// each address its own ephemeral ports.
 pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io::Result<Stream> {
+    Ok(connect_negotiated(cfg, source).await?.0)
+}
+
+/// [`connect_from`], also returning the server's Sec-WebSocket-Extensions
+/// answer, if it gave one.
+pub(crate) async fn connect_negotiated(
+    cfg: &LoadConfig,
+    source: Option<IpAddr>,
+) -> io::Result<(Stream, Option<String>)> {
     let tcp = match source {
         None => TcpStream::connect(cfg.addr).await?,
         Some(ip) => {
@@ -348,8 +378,8 @@ pub(crate) async fn connect_from(cfg: &LoadConfig, source: Option<IpAddr>) -> io
             Stream::Tls(Box::new(tls))
         }
     };
-    upgrade(&mut stream, cfg).await?;
-    Ok(stream)
+    let extensions = upgrade(&mut stream, cfg).await?;
+    Ok((stream, extensions))
 }
 
 /// IP_BIND_ADDRESS_NO_PORT: `bind` takes the address only and `connect`
@@ -378,7 +408,8 @@ fn bind_address_no_port(socket: &tokio::net::TcpSocket) -> io::Result<()> {
 
 /// Sends the upgrade request and reads the response head up to its blank
 /// line; nothing follows it, since the server has nothing to echo yet.
-async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<()> {
+/// Returns the extensions the server agreed to.
+async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<Option<String>> {
     let request = wire::upgrade_request(&cfg.addr.to_string(), cfg.deflate);
     stream.write_all(&request).await?;
     stream.flush().await?;
@@ -400,7 +431,20 @@ async fn upgrade(stream: &mut Stream, cfg: &LoadConfig) -> io::Result<()> {
         let text = String::from_utf8_lossy(&head);
         return Err(io::Error::other(format!("bad upgrade response: {text}")));
     }
-    Ok(())
+    // The raw echo's "answer" is the request itself.
+    let extensions = wire::extensions(&head).filter(|_| !cfg.raw);
+    // The frames are compressed for a 32 KiB window; a smaller one the
+    // server asked for must still hold each message.
+    let largest = cfg.size.max(crate::load_deflate_idle::LARGEST_RECORD);
+    if let Some(e) = extensions.as_deref().filter(|_| cfg.deflate) {
+        if !wire::client_window_fits(e, largest) {
+            return Err(io::Error::other(format!(
+                "the server limits the client's window below the {largest} B messages \
+                 the load generator compresses on their own: {e}"
+            )));
+        }
+    }
+    Ok(extensions)
 }
 
 pub(crate) async fn read_some(

@@ -12,10 +12,13 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// The HTTP/1.1 upgrade request for `host`, offering permessage-deflate
-/// when `deflate` is set.
+/// when `deflate` is set. The offer is the one browsers make: with
+/// `client_max_window_bits` and no value, which lets the server limit the
+/// client's window (and so its own inflater's memory) if it wants to. The
+/// load generator's frames fit any limit ([`masked_deflate_text`]).
 pub fn upgrade_request(host: &str, deflate: bool) -> Vec<u8> {
     let ext = if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
     } else {
         ""
     };
@@ -38,10 +41,29 @@ pub fn is_switching_protocols(head: &[u8]) -> bool {
 
 /// Whether a response head accepts permessage-deflate.
 pub fn accepts_deflate(head: &[u8]) -> bool {
-    String::from_utf8_lossy(head)
-        .to_ascii_lowercase()
-        .lines()
-        .any(|l| l.starts_with("sec-websocket-extensions:") && l.contains("permessage-deflate"))
+    extensions(head).is_some_and(|e| e.to_ascii_lowercase().contains("permessage-deflate"))
+}
+
+/// Whether messages of up to `len` bytes, each compressed on its own, fit
+/// the client window the server's extensions answer allows (a
+/// `client_max_window_bits=N` limits back-references to 2^N bytes).
+pub fn client_window_fits(extensions: &str, len: usize) -> bool {
+    extensions
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("client_max_window_bits="))
+        .filter_map(|n| n.trim().trim_matches('"').parse::<u32>().ok())
+        .all(|bits| len <= 1usize << bits.min(15))
+}
+
+/// The value of the response's Sec-WebSocket-Extensions header, if any:
+/// what the server agreed to, for the report.
+pub fn extensions(head: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(head).lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("sec-websocket-extensions")
+            .then(|| value.trim().to_owned())
+    })
 }
 
 /// `len` bytes of JSON-like ASCII text: what most text messages carry.
@@ -66,11 +88,19 @@ pub fn masked_binary_frame(len: usize) -> Vec<u8> {
 /// compressed on its own, so the same bytes are valid for every send
 /// whatever the server's context-takeover setting.
 pub fn masked_deflate_text_frame(len: usize) -> Vec<u8> {
+    masked_deflate_text(&json_text(len))
+}
+
+/// One masked, final text frame carrying `text` compressed on its own
+/// with permessage-deflate (RSV1 set). Compressed on its own, its
+/// back-references reach no further than its length: valid whatever the
+/// server's context-takeover setting, and under any `client_max_window_bits`
+/// whose window holds the message ([`client_window_fits`] checks).
+pub fn masked_deflate_text(text: &[u8]) -> Vec<u8> {
     use flate2::{Compress, Compression, FlushCompress};
-    let text = json_text(len);
     let mut z = Compress::new(Compression::fast(), false);
-    let mut out = Vec::with_capacity(len + 64);
-    z.compress_vec(&text, &mut out, FlushCompress::Sync)
+    let mut out = Vec::with_capacity(text.len() + 64);
+    z.compress_vec(text, &mut out, FlushCompress::Sync)
         .expect("deflate into a large enough buffer");
     // RFC 7692 section 7.2.1: drop the sync flush's empty-block tail.
     assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]), "sync flush tail");
@@ -103,6 +133,77 @@ fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
     // Masked byte by byte: this runs once per run.
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
     frame
+}
+
+/// One complete data message read by [`MessageReader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// RSV1 of its first frame: compressed with permessage-deflate.
+    pub compressed: bool,
+    /// Its payload as sent (still compressed if `compressed`), unmasked.
+    pub payload: Vec<u8>,
+    /// Bytes its frames took on the wire, headers included.
+    pub wire_bytes: usize,
+}
+
+/// Collects whole data messages, payloads included, from a stream of
+/// frames fed in arbitrary pieces: for the few messages of the
+/// `deflate-idle` scenario, whose echoes are checked, not only counted.
+/// Pings and pongs are skipped (and not counted); a close frame is an
+/// error. Masked frames (the raw TCP echo) are unmasked.
+#[derive(Debug, Default)]
+pub struct MessageReader {
+    buf: Vec<u8>,
+    /// The message being assembled from its frames so far.
+    partial: Option<Received>,
+}
+
+impl MessageReader {
+    /// Takes `data` and returns the next complete message, if there is one
+    /// (call again with `&[]` for any further one).
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<Received>, Unexpected> {
+        self.buf.extend_from_slice(data);
+        loop {
+            let want = header_len(&self.buf[..self.buf.len().min(2)]);
+            if self.buf.len() < want.max(2) {
+                return Ok(None);
+            }
+            let mut head = [0u8; 14];
+            head[..want].copy_from_slice(&self.buf[..want]);
+            let (fin, opcode, len) = decode(&head);
+            let total = want as u64 + len;
+            if (self.buf.len() as u64) < total {
+                return Ok(None);
+            }
+            let mut payload: Vec<u8> = self.buf.drain(..total as usize).skip(want).collect();
+            if head[1] & 0x80 != 0 {
+                let key = &head[want - 4..want];
+                payload
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, b)| *b ^= key[i & 3]);
+            }
+            match opcode {
+                0x9 | 0xA => continue,
+                1 | 2 if self.partial.is_none() => {
+                    self.partial = Some(Received {
+                        compressed: head[0] & 0x40 != 0,
+                        payload,
+                        wire_bytes: total as usize,
+                    })
+                }
+                0 if self.partial.is_some() => {
+                    let m = self.partial.as_mut().expect("checked");
+                    m.payload.extend_from_slice(&payload);
+                    m.wire_bytes += total as usize;
+                }
+                other => return Err(Unexpected(other)),
+            }
+            if fin {
+                return Ok(self.partial.take());
+            }
+        }
+    }
 }
 
 /// Counts the complete data messages in a stream of server frames, fed in
@@ -297,6 +398,51 @@ mod tests {
             want.extend_from_slice(&masked_frame(0x8A, b""));
             assert_eq!(out, want, "split at {split}");
         }
+    }
+
+    #[test]
+    fn reads_whole_messages_split_anywhere() {
+        let mut stream = unmasked(3, false, 0x1);
+        stream[0] |= 0x40; // compressed, first of two frames
+        stream.extend_from_slice(&[0x89, 1, b'p']); // a ping in between
+        stream.extend(unmasked(300, true, 0x0));
+        stream.extend(masked_binary_frame(5)); // the raw TCP echo, masked
+        for split in 0..stream.len() {
+            let mut r = MessageReader::default();
+            let mut got = Vec::new();
+            for piece in [&stream[..split], &stream[split..]] {
+                let mut next = r.feed(piece).unwrap();
+                while let Some(m) = next {
+                    got.push(m);
+                    next = r.feed(&[]).unwrap();
+                }
+            }
+            assert_eq!(got.len(), 2, "split at {split}");
+            assert!(got[0].compressed && !got[1].compressed);
+            assert_eq!(got[0].payload.len(), 303);
+            assert_eq!(got[0].wire_bytes, 5 + 304);
+            assert_eq!(got[1].payload, b"abcde");
+            assert_eq!(got[1].wire_bytes, 11);
+        }
+        let mut r = MessageReader::default();
+        assert_eq!(r.feed(&unmasked(2, true, 8)), Err(Unexpected(8)));
+    }
+
+    #[test]
+    fn extensions_header_is_read() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            sec-websocket-extensions: permessage-deflate; client_max_window_bits=12\r\n\r\n";
+        assert_eq!(
+            extensions(head).as_deref(),
+            Some("permessage-deflate; client_max_window_bits=12")
+        );
+        assert!(accepts_deflate(head));
+        let ext = extensions(head).unwrap();
+        assert!(client_window_fits(&ext, 4096) && !client_window_fits(&ext, 4097));
+        assert!(client_window_fits("permessage-deflate", 1 << 20));
+        assert!(!accepts_deflate(
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+        ));
     }
 
     #[test]

@@ -7,12 +7,15 @@ use tether_bench::{procfs, tls};
 const USAGE: &str = "usage: bench-load --addr 127.0.0.1:PORT --server-pid PID
     [--connections N] [--in-flight N] [--size BYTES]
     [--warmup SECS] [--duration SECS] [--raw] [--idle [--hold SECS]] [--deflate]
-    [--tls DIR] [--broadcast] [--connect-rate]
+    [--tls DIR] [--broadcast] [--connect-rate] [--messages N]
   --raw   the server echoes bytes (it echoes the upgrade request)
   --idle  open the connections, one round trip each, hold them open for
           --hold seconds (default 0.5) answering pings, and report the
           server's resident memory per connection
-  --deflate  offer permessage-deflate and send compressed JSON-like text
+  --deflate  offer permessage-deflate and send compressed JSON-like text;
+          with --idle: each connection first has --messages (default 3)
+          compressed JSON records echoed, one after another, and the report
+          adds the compression ratio of the echoes and what was negotiated
   --tls DIR  connect with TLS, trusting DIR/cert.pem (the server's --tls DIR)
   --broadcast  every connection subscribes, the first also publishes --size
              byte messages, at most --in-flight not yet delivered to all;
@@ -41,6 +44,7 @@ fn main() {
         raw: a.switch("raw"),
         deflate: a.switch("deflate"),
         hold: a.secs("hold", 0.5),
+        messages: a.or("messages", 3),
         tls: a.get("tls").map(|dir| {
             let path = std::path::Path::new(dir).join(tls::CERT_FILE);
             std::fs::read(&path)
@@ -65,7 +69,9 @@ fn main() {
             ),
         );
     }
-    let result = if a.switch("idle") {
+    let result = if a.switch("idle") && cfg.deflate {
+        tether_bench::load_deflate_idle::run_deflate_idle(&cfg)
+    } else if a.switch("idle") {
         load::run_idle(&cfg)
     } else if a.switch("connect-rate") {
         tether_bench::load_connect::run_connect_rate(&cfg)

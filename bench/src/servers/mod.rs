@@ -38,6 +38,7 @@ pub const IMPLS: &[&str] = &[
     "fastwebsockets-unbuffered",
     "tokio-websockets",
     "soketto",
+    "python-websockets",
     "raw-tcp",
     "tether-smol-tls",
     "tether-tokio-tls",
@@ -77,8 +78,15 @@ pub const DEFLATE_IMPLS: &[&str] = &[
     "tether-smol-split",
     "tether-smol-naive",
     "soketto",
+    "python-websockets",
     "raw-tcp",
 ];
+
+/// Python `websockets` (`bench/servers/python_echo.py`, its asyncio
+/// server with its default settings), run by the suite from a venv of its
+/// own ([`crate::suite::python`]), not by `bench-server`; only the
+/// permessage-deflate scenarios run it.
+pub const PYTHON_IMPLS: &[&str] = &["python-websockets"];
 
 /// How often the keepalive servers ping.
 pub const KEEPALIVE_PING_INTERVAL: std::time::Duration = tether::KEEPALIVE_INTERVAL;
@@ -162,6 +170,11 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         "raw-tcp" => serve_tokio(addr, raw_tcp::echo),
         "tether-axum" => serve_tokio(addr, axum::serve_tether),
         "axum-ws" => serve_tokio(addr, axum::serve_axum),
+        "python-websockets" => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "python-websockets is bench/servers/python_echo.py: bench-suite runs it with \
+             the Python of target/bench-venv",
+        )),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(

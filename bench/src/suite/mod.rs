@@ -3,6 +3,7 @@
 //! speed spreads over all implementations instead of favouring one; each
 //! run starts a fresh server process.
 
+pub mod python;
 pub mod report;
 mod runner;
 pub mod scenarios;

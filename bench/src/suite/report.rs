@@ -42,6 +42,11 @@ be flushed with them), so it writes once per message anyway.
 - **soketto** 0.8 on smol: buffered reader and writer, `receive_data`, send and `flush` \
 per message, as its example does (its receive is not cancel-safe, so no `now_or_never`); \
 permessage-deflate with its defaults.
+- **python-websockets** (the permessage-deflate scenarios only): Python `websockets` \
+(PyPI, pinned) from a venv in `target/bench-venv`, `bench/servers/python_echo.py`: \
+`websockets.asyncio.server.serve` with its default settings (permessage-deflate with \
+its own parameters, keepalive pings every 20 s), `async for message in ws: await \
+ws.send(message)`; one process, one asyncio event loop.
 - **raw-tcp**: tokio, one 64 KiB buffer shared by all connections, read and write back.
 - Behind an axum route (the `axum-` scenarios, and only they): **tether-axum**: axum 0.8 \
 router, `tether::axum::WebSocketUpgrade` with the options above, the README's echo; \
@@ -69,7 +74,7 @@ echoes the upgrade request and the close frame instead of answering them.
 
 Every server runs on one thread (tokio current-thread runtime with its tasks \
 `unconstrained`, or smol's `LocalExecutor` under `block_on`) with TCP_NODELAY. Messages \
-are binary except in the permessage-deflate scenario (compressed JSON-like text).
+are binary except in the permessage-deflate scenarios (compressed JSON text).
 ";
 
 /// The whole report: the echo scenarios, round trips, idle memory and the
@@ -109,6 +114,7 @@ pub fn markdown(
             Kind::Echo | Kind::Broadcast | Kind::ConnectRate => {
                 echo_table(&mut md, s, impls, summaries)
             }
+            Kind::Idle if s.deflate => deflate_idle_table(&mut md, s, impls, summaries),
             Kind::Idle => idle_table(&mut md, s, impls, summaries),
         }
     }
@@ -247,6 +253,124 @@ fn compression_line(md: &mut String, s: &Scenario, impls: &[&str], summaries: &S
             s.size,
             parts.join(", ")
         );
+    }
+    extensions_line(md, s, impls, summaries);
+}
+
+/// What each server answered to the load generator's offer
+/// (`permessage-deflate; client_max_window_bits`), and what the Python
+/// server runs.
+fn extensions_line(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let texts = |name: &str, key: &str| {
+        let sum = summaries.get(&(s.id.to_owned(), name.to_owned()))?;
+        let seen: Vec<&str> = sum.texts.get(key)?.iter().map(String::as_str).collect();
+        Some(seen.join(" / "))
+    };
+    let answers: Vec<String> = impls
+        .iter()
+        .filter_map(|&n| Some(format!("{n}: `{}`", texts(n, "extensions")?)))
+        .collect();
+    if !answers.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe load generator offers `permessage-deflate; client_max_window_bits`; the \
+             servers answered: {}.",
+            answers.join("; ")
+        );
+    }
+    let servers: Vec<String> = impls
+        .iter()
+        .filter_map(|&n| Some(format!("{n}: {}", texts(n, "server")?)))
+        .collect();
+    if !servers.is_empty() {
+        let _ = writeln!(md, "\nServer versions: {}.", servers.join("; "));
+    }
+}
+
+/// `deflate-idle`: memory per compressed idle connection next to the
+/// compression ratio of the echoes, against Python `websockets`.
+fn deflate_idle_table(md: &mut String, s: &Scenario, impls: &[&str], summaries: &Summaries) {
+    let python = crate::servers::PYTHON_IMPLS[0];
+    let _ = writeln!(
+        md,
+        "\n## Resident memory per idle connection with permessage-deflate\n"
+    );
+    let _ = writeln!(
+        md,
+        "{} connections, each offering `permessage-deflate; client_max_window_bits` (as \
+         browsers do) and having {} JSON records (about 230 B each, the corpus of \
+         `bench-deflate`) echoed one after another, compressed both ways, so the server \
+         holds an inflater and a compressor with context; then held open as in the idle \
+         scenario. *memory per connection* is the server's VmRSS then minus before, \
+         divided by the connections. *ratio* is the records' JSON bytes ÷ the bytes of \
+         the server's echo frames (headers included); every echo is checked to inflate \
+         to the record sent. *÷ {python}* is this row's memory per connection divided \
+         by Python's (below 1: less than Python). Python's *RSS before* includes the \
+         interpreter and the library; its growth per connection is what compares. \
+         raw-tcp echoes the load generator's own frames: the floor of memory, and the \
+         client's compression.\n",
+        s.connections,
+        super::scenarios::DEFLATE_IDLE_MESSAGES,
+    );
+    md.push_str(
+        "| implementation | memory per connection | ÷ python-websockets | ratio | bytes per \
+         echo | echoes compressed | RSS before | negotiated |\n",
+    );
+    md.push_str("|---|--:|--:|--:|--:|--:|--:|---|\n");
+    let key = |name: &str| (s.id.to_owned(), name.to_owned());
+    let py = summaries
+        .get(&key(python))
+        .and_then(|p| p.get("bytes_per_conn"));
+    for &name in impls {
+        let Some(sum) = summaries.get(&key(name)) else {
+            continue;
+        };
+        if sum.runs == 0 {
+            let _ = writeln!(md, "| {name} | failed: {} |||||||", first_error(sum));
+            continue;
+        }
+        let bytes = sum.get("bytes_per_conn");
+        let dash = || "–".to_owned();
+        let negotiated = sum.texts.get("extensions").map_or_else(
+            || "none".to_owned(),
+            |e| {
+                let e: Vec<String> = e.iter().map(|x| format!("`{x}`")).collect();
+                e.join(" / ")
+            },
+        );
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} | {negotiated} |",
+            bytes.map_or_else(dash, |b| format!("{:.1} KiB", b / 1024.0)),
+            bytes
+                .zip(py)
+                .map_or_else(dash, |(b, p)| format!("{:.2}", b / p)),
+            sum.get("compression_ratio")
+                .map_or_else(dash, |r| format!("{r:.2}:1")),
+            sum.get("wire_bytes_per_msg")
+                .map_or_else(dash, |b| format!("{b:.0} B")),
+            sum.get("compressed_share")
+                .map_or_else(dash, |c| format!("{:.0}%", c * 100.0)),
+            sum.get("rss_before")
+                .map_or_else(dash, |b| format!("{:.1} MiB", b / 1048576.0)),
+        );
+        note_errors(md, name, sum);
+    }
+    let servers: Vec<String> = impls
+        .iter()
+        .filter_map(|&n| {
+            let sum = summaries.get(&key(n))?;
+            let seen: Vec<&str> = sum
+                .texts
+                .get("server")?
+                .iter()
+                .map(String::as_str)
+                .collect();
+            Some(format!("{n}: {}", seen.join(" / ")))
+        })
+        .collect();
+    if !servers.is_empty() {
+        let _ = writeln!(md, "\nServer versions: {}.", servers.join("; "));
     }
 }
 

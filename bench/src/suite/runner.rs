@@ -1,6 +1,7 @@
 //! Starts a fresh server process for a run, pinned to core 0, runs the
 //! load generator against it pinned to core 1, and always kills both.
 
+use std::cell::OnceCell;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct Runner {
     /// The certificate and key of the TLS scenarios (`--tls DIR` of
     /// server and load generator).
     tls_dir: Option<PathBuf>,
+    /// The Python of `python-websockets`, made on first use.
+    python: OnceCell<Result<PathBuf, String>>,
 }
 
 impl Runner {
@@ -42,6 +45,7 @@ impl Runner {
             bin_dir: bin_dir.to_owned(),
             pin,
             tls_dir: None,
+            python: OnceCell::new(),
         }
     }
 
@@ -59,7 +63,11 @@ impl Runner {
 
     /// A command for one of the bench binaries, pinned to `core`.
     fn command(&self, bin: &str, core: &str) -> Command {
-        let path = self.bin_dir.join(bin);
+        self.pinned_command(&self.bin_dir.join(bin), core)
+    }
+
+    /// A command for the program at `path`, pinned to `core`.
+    fn pinned_command(&self, path: &Path, core: &str) -> Command {
         if self.pin {
             let mut c = Command::new("taskset");
             c.args(["-c", core]).arg(path);
@@ -91,14 +99,23 @@ impl Runner {
             (None, true) => return Err("no certificate for the TLS scenarios".into()),
             (_, false) => vec![],
         };
-        let mut server = self
-            .command("bench-server", SERVER_CORE)
-            .args(["--impl", name, "--addr", &addr])
-            .args((scenario.kind == Kind::Broadcast).then_some("--broadcast"))
-            .args(&tls)
+        let mut cmd = if crate::servers::PYTHON_IMPLS.contains(&name) {
+            let python = self.python.get_or_init(super::python::interpreter);
+            let mut cmd = self.pinned_command(python.as_ref().map_err(String::clone)?, SERVER_CORE);
+            cmd.arg("-u").arg(super::python::script());
+            cmd
+        } else {
+            let mut cmd = self.command("bench-server", SERVER_CORE);
+            cmd.args(["--impl", name])
+                .args((scenario.kind == Kind::Broadcast).then_some("--broadcast"))
+                .args(&tls);
+            cmd
+        };
+        let mut server = cmd
+            .args(["--addr", &addr])
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("bench-server: {e}"))?;
+            .map_err(|e| format!("{name} server: {e}"))?;
         let result = self.load_against(&mut server, name, scenario, timing, &addr, &tls);
         // Still running means it survived the run; either way it goes now.
         let crashed = server.try_wait().ok().flatten();
@@ -119,7 +136,7 @@ impl Runner {
         addr: &str,
         tls: &[&std::ffi::OsStr],
     ) -> Result<Record, String> {
-        wait_listening(server, Duration::from_secs(10))?;
+        let listening = wait_listening(server, Duration::from_secs(10))?;
         let mut cmd = self.command("bench-load", LOAD_CORE);
         cmd.args(["--addr", addr, "--server-pid", &server.id().to_string()])
             .args(["--connections", &scenario.connections.to_string()])
@@ -140,6 +157,10 @@ impl Runner {
         }
         if scenario.deflate {
             cmd.arg("--deflate");
+            if scenario.kind == Kind::Idle {
+                let n = super::scenarios::DEFLATE_IDLE_MESSAGES;
+                cmd.args(["--messages", &n.to_string()]);
+            }
         }
         if scenario.kind == Kind::Broadcast {
             cmd.arg("--broadcast");
@@ -159,7 +180,12 @@ impl Runner {
         let r = records.pop().ok_or("bench-load reported nothing")?;
         match r.get_text("error") {
             Some(e) => Err(format!("a connection failed: {e}")),
-            None => Ok(r),
+            // What the server said it runs, after its address (the
+            // Python server names its websockets and Python versions).
+            None => match listening.split_once(" (") {
+                Some((_, what)) => Ok(r.text("server", what.trim().trim_end_matches(')'))),
+                None => Ok(r),
+            },
         }
     }
 }
@@ -195,8 +221,8 @@ fn finish(mut child: Child, limit: Duration, what: &str) -> Result<Vec<Record>, 
     Record::parse_all(&out).map_err(|e| format!("{what}: bad output ({e})"))
 }
 
-/// Waits for the server's "listening" line.
-fn wait_listening(server: &mut Child, limit: Duration) -> Result<(), String> {
+/// Waits for the server's "listening" line and returns it.
+fn wait_listening(server: &mut Child, limit: Duration) -> Result<String, String> {
     let stdout = server.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -205,7 +231,7 @@ fn wait_listening(server: &mut Child, limit: Duration) -> Result<(), String> {
         let _ = tx.send(line);
     });
     match rx.recv_timeout(limit) {
-        Ok(line) if line.starts_with("listening") => Ok(()),
+        Ok(line) if line.starts_with("listening") => Ok(line),
         Ok(line) => Err(format!("server did not start: {line:?}")),
         Err(_) => Err(format!("server did not start within {limit:?}")),
     }

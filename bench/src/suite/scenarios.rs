@@ -115,6 +115,7 @@ impl Scenario {
                 }
             })
             .filter(|i| !self.deflate || crate::servers::DEFLATE_IMPLS.contains(i))
+            .filter(|i| self.deflate || !crate::servers::PYTHON_IMPLS.contains(i))
             .filter(|i| self.kind == Kind::Idle || !crate::servers::KEEPALIVE_IMPLS.contains(i))
             .filter(|i| self.size >= 1 << 20 || !crate::servers::CHUNK_IMPLS.contains(i))
             .filter(|i| self.kind != Kind::Broadcast || crate::servers::BROADCAST_IMPLS.contains(i))
@@ -156,6 +157,20 @@ impl Scenario {
             deflate: false,
             tls: false,
             axum: false,
+        }
+    }
+
+    /// Idle connections with permessage-deflate: each has had
+    /// [`DEFLATE_IDLE_MESSAGES`] compressed JSON records echoed first, so
+    /// the server holds both an inflater and a compressor with context.
+    fn deflate_idle(connections: usize) -> Self {
+        Self {
+            id: "deflate-idle",
+            title: format!(
+                "permessage-deflate: resident memory per idle connection and compression                  ratio, {connections} connections"
+            ),
+            deflate: true,
+            ..Self::idle(connections)
         }
     }
 
@@ -210,6 +225,10 @@ impl Scenario {
     }
 }
 
+/// The compressed JSON records each `deflate-idle` connection has echoed,
+/// one after another, before it idles.
+pub const DEFLATE_IDLE_MESSAGES: usize = 3;
+
 /// Every scenario; `quick` uses fewer connections for the CI smoke run.
 /// `tls-idle` opens 2,000 connections, not 10,000: the load generator
 /// makes them one after another, about 2 ms a TLS handshake.
@@ -224,6 +243,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::echo("echo-16m", 1, 1, 16 << 20),
         Scenario::deflate("deflate-1k", c(64, 16), 16, 1 << 10),
         Scenario::idle(c(10_000, 1_000)),
+        Scenario::deflate_idle(c(2_000, 200)),
         Scenario::broadcast(c(10_000, 500), 16, 256),
         Scenario::connect_rate(c(1_000, 100)),
         Scenario::idle_many(c(100_000, 2_000)),

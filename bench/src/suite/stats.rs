@@ -63,13 +63,17 @@ pub const METRICS: &[&str] = &[
     "wire_bytes_per_msg",
     "held_cpu_util",
     "held_pings_per_s",
+    "rss_before",
     "rss_after",
     "published_per_s",
+    "compression_ratio",
+    "compressed_share",
 ];
 
 /// Every text a run may report that the report shows: what TLS
-/// negotiated.
-pub const TEXTS: &[&str] = &["tls"];
+/// negotiated, the extensions the server agreed to, and what the server
+/// said it runs (the Python server: its versions).
+pub const TEXTS: &[&str] = &["tls", "extensions", "server"];
 
 /// The medians of one implementation in one scenario.
 #[derive(Debug, Clone, Default)]

@@ -7,10 +7,9 @@
 //! - compress MB/s: JSON bytes per second through `send` + `poll_transmit`
 //!   on the client (deflate, framing, masking);
 //! - inflate MB/s: JSON bytes per second through `handle_read` (16 KiB
-//!   reads, as from a socket) + `poll_event` on the server;
-//! Level 1 compresses with tether's own encoder, other levels with
-//! zlib-rs (which inflates in every row).
-//!
+//!   reads, as from a socket) + `poll_event` on the server (level 1
+//!   compresses with tether's own encoder, other levels with zlib-rs,
+//!   which inflates in every row);
 //! - memory per connection: N server connections that have each received
 //!   one compressed record (so the decompressor exists) and then sent one
 //!   back (the compressor too), counted two ways: heap bytes still allocated

@@ -8,7 +8,7 @@
 #![cfg(any(feature = "smol", feature = "tokio"))]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use tether::core::ProtocolError;
 use tether::{ClientOptions, CloseCode, Error, Message, ServerOptions};
 
+mod raw_peer;
 mod runtimes;
 use runtimes::{Rt, Ws};
 
@@ -100,11 +101,8 @@ fn batches_keep_order<T: Rt>() {
 /// violation), in one write. The server's first batch has the three, the
 /// next call the error.
 fn error_waits_behind_messages<T: Rt>() {
-    let (l, url) = listener();
-    let addr = url
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .to_owned();
+    let (l, _) = listener();
+    let addr = l.local_addr().expect("addr");
     let server = serve::<T, _, _>(l, |mut ws| async move {
         let mut batch = Vec::new();
         let mut got = Vec::new();
@@ -119,26 +117,9 @@ fn error_waits_behind_messages<T: Rt>() {
         while ws.next_batch(&mut batch).await.is_some() {}
         (got, err)
     });
-    let mut tcp = TcpStream::connect(&addr).expect("connect");
+    let mut tcp = raw_peer::upgraded(addr);
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(
-        tcp,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("request");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).expect("response");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
     let mut frames = Vec::new();
     for word in ["one", "two", "three"] {
         // FIN + text, masked with the all-zero key: the payload as is.

@@ -10,7 +10,7 @@
 #![cfg(all(feature = "mio", feature = "smol"))]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,6 +19,8 @@ use futures_util::{SinkExt, StreamExt};
 use tether::mio::{ConnectionId, ConnectionSet, Driver, Event};
 use tether::shutdown::{DrainPhase, Drained, GOING_AWAY, GOING_AWAY_REASON};
 use tether::{Error, Message};
+
+mod raw_peer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -189,12 +191,7 @@ fn a_peer_that_never_answers_the_close_is_cut_at_the_deadline() {
     let good = client(addr, None);
     // Upgrades by hand, then never reads or writes again.
     let mut silent = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        silent,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("request");
+    raw_peer::send_upgrade_request(&mut silent, addr);
     let mut server = Server::default();
     let on = |s: &mut Server, c: &mut ConnectionSet, id, ev| s.on(c, id, ev, false);
     run_until(&mut driver, &mut server, on, |s, _| s.open.len() == 2);

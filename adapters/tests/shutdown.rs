@@ -12,7 +12,7 @@
 
 #![cfg(any(feature = "smol", feature = "tokio"))]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,8 @@ use futures_util::{SinkExt, StreamExt};
 use tether::reconnect::{BackoffConfig, Failure, ReconnectEvent, ReconnectOptions, RetryPolicy};
 use tether::shutdown::{DrainPhase, Drained, GOING_AWAY, GOING_AWAY_REASON};
 use tether::{ClientOptions, Config, Decision, Message};
+
+mod raw_peer;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -40,26 +42,6 @@ fn line(item: &Result<Message, tether::Error>) -> String {
 
 fn going_away() -> String {
     format!("close {} {GOING_AWAY_REASON}", GOING_AWAY.0)
-}
-
-/// Upgrades a raw TCP connection by hand and then never reads or writes
-/// again: a peer that will not answer the close.
-fn silent_peer(addr: SocketAddr) -> std::net::TcpStream {
-    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        tcp,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("request");
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).expect("response");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
-    tcp
 }
 
 /// Reads everything until the server closes the socket; fails after 10 s.
@@ -301,7 +283,7 @@ macro_rules! shutdown_tests {
             block_on(async {
                 let mut server = start(Mode::Echo, 0).await;
                 let good = client(server.addr, None);
-                let mut silent = silent_peer(server.addr);
+                let mut silent = raw_peer::upgraded(server.addr);
                 let sd = server.shutdown.clone();
                 eventually("2 connections watched", || sd.open() == 2);
                 // The core's close timeout (10 s) outlasts the deadline.

@@ -886,6 +886,28 @@ fn check(cases: u64, prop: impl quickcheck::Testable) {
     QuickCheck::new().tests(cases).quickcheck(prop);
 }
 
+/// Messages sent each way between a pair with these settings arrive
+/// whole and in order, whatever the fragment size and the reads.
+fn both_ways(
+    client: &DeflateConfig,
+    server: &DeflateConfig,
+    (from_client, from_server): (&[Send], &[Send]),
+    fragment: u16,
+    chunks: bool,
+    reads: &[usize],
+) -> bool {
+    let config = config()
+        .with_fragment_size(usize::from(fragment).max(1) * 7)
+        .with_deliver_chunks(chunks);
+    let (mut c, mut s) = pair_with(client, server, config);
+    let ok = one_way(&mut c, &mut s, from_client, reads, chunks)
+        && one_way(&mut s, &mut c, from_server, reads, chunks);
+    if !ok {
+        eprintln!("client {client:?}\nserver {server:?}");
+    }
+    ok
+}
+
 #[test]
 fn round_trip_any_settings_messages_and_splits() {
     #[allow(clippy::too_many_arguments)]
@@ -898,16 +920,8 @@ fn round_trip_any_settings_messages_and_splits() {
         chunks: bool,
         reads: Vec<usize>,
     ) -> bool {
-        let config = config()
-            .with_fragment_size(usize::from(fragment).max(1) * 7)
-            .with_deliver_chunks(chunks);
-        let (mut c, mut s) = pair_with(&client.0, &server.0, config);
-        let ok = one_way(&mut c, &mut s, &from_client, &reads, chunks)
-            && one_way(&mut s, &mut c, &from_server, &reads, chunks);
-        if !ok {
-            eprintln!("client {:?}\nserver {:?}", client.0, server.0);
-        }
-        ok
+        let sends = (&from_client[..], &from_server[..]);
+        both_ways(&client.0, &server.0, sends, fragment, chunks, &reads)
     }
     check(
         200,
@@ -928,10 +942,8 @@ fn round_trip_level_one_any_settings_messages_and_splits() {
         reads: Vec<usize>,
     ) -> bool {
         let (client, server) = (client.0.with_level(1), server.0.with_level(1));
-        let config = config().with_fragment_size(usize::from(fragment).max(1) * 7);
-        let (mut c, mut s) = pair_with(&client, &server, config);
-        one_way(&mut c, &mut s, &from_client, &reads, false)
-            && one_way(&mut s, &mut c, &from_server, &reads, false)
+        let sends = (&from_client[..], &from_server[..]);
+        both_ways(&client, &server, sends, fragment, false, &reads)
     }
     check(
         150,

@@ -521,9 +521,11 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
         })
     }
 
-    /// The transport failed: nothing more can be read or written.
+    /// The transport failed: nothing more can be read or written. After
+    /// the close handshake that is the end, not an error (the core says
+    /// why: `Connection::close_handshake_done`).
     fn fail(&mut self, e: io::Error) {
-        if self.inner.error.is_none() {
+        if self.inner.error.is_none() && !self.inner.conn.close_handshake_done() {
             self.inner.error = Some(e);
         }
         self.inner.transport_done = true;

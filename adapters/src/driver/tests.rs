@@ -1,5 +1,6 @@
-//! The driver's I/O economy, on real sockets: a read that returned
-//! Pending is not retried until the socket wakes the connection.
+//! The driver on real sockets: its I/O economy (a read that returned
+//! Pending is not retried until the socket wakes the connection), its
+//! flushes, and how a failing transport ends a connection.
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -292,4 +293,120 @@ fn a_pending_flush_is_retried_and_awaited() {
         ws.close(crate::CloseCode::NORMAL, "").await.unwrap();
         server.await;
     });
+}
+
+/// Takes every write, then fails every flush and read once a frame with
+/// the first byte `fail_after` has been written: an HTTP/2 stream the
+/// peer reset after its writes were accepted into hyper's buffer.
+struct ResetAfter<T> {
+    inner: T,
+    fail_after: u8,
+    reset: bool,
+}
+
+impl<T> ResetAfter<T> {
+    fn error() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionReset, "stream reset by the peer")
+    }
+}
+
+impl<T: Transport> Transport for ResetAfter<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.reset {
+            return Poll::Ready(Err(Self::error()));
+        }
+        self.inner.poll_read(cx, buf)
+    }
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.reset {
+            return Poll::Ready(Err(Self::error()));
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map(|b| b[0]);
+        let n = std::task::ready!(self.inner.poll_write_vectored(cx, bufs))?;
+        self.reset = first == Some(self.fail_after);
+        Poll::Ready(Ok(n))
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reset {
+            return Poll::Ready(Err(Self::error()));
+        }
+        self.inner.poll_flush(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reset {
+            return Poll::Ready(Err(Self::error()));
+        }
+        self.inner.poll_shutdown(cx)
+    }
+}
+
+/// What the server's reader sees when its transport fails right after it
+/// wrote a frame starting with `fail_after`, the client having sent one
+/// binary message, read its echo and then sent its close.
+fn server_sees_after_reset(fail_after: u8) -> Vec<Result<Message, String>> {
+    smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let io = ResetAfter {
+                inner: FuturesIo(stream),
+                fail_after,
+                reset: false,
+            };
+            let mut ws = crate::handshake::server::<_, Smol>(
+                io,
+                &ServerOptions::default(),
+                |_| Ok(Default::default()),
+                Smol::now(),
+            )
+            .await
+            .unwrap();
+            let mut seen = Vec::new();
+            while let Some(next) = ws.next().await {
+                let next = next.map_err(|e| e.to_string());
+                if let Ok(m @ Message::Binary(_)) = &next {
+                    let _ = ws.send(m.clone()).await;
+                }
+                seen.push(next);
+            }
+            seen
+        });
+        let mut client = crate::smol::connect(&url).await.unwrap();
+        let m = Message::binary(vec![7; 10]);
+        client.send(m.clone()).await.unwrap();
+        // The close after the echo, so that the server is open when it
+        // writes the echo.
+        assert_eq!(client.next().await.unwrap().unwrap(), m);
+        let _ = client.close(crate::CloseCode::NORMAL, "done").await;
+        server.await
+    })
+}
+
+/// A transport error after the close handshake (the server's reply to the
+/// client's close written, then the stream reset) ends the connection
+/// without an error: the close is the reader's last item. The same reset
+/// one frame earlier, while the connection is open, is an error.
+#[test]
+fn a_transport_error_after_the_close_handshake_is_the_end() {
+    // 0x88: a final close frame, unmasked (the server's reply).
+    let seen = server_sees_after_reset(0x88);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(matches!(seen[0], Ok(Message::Binary(_))), "{seen:?}");
+    assert!(
+        matches!(&seen[1], Ok(Message::Close(Some(f))) if f.code == crate::CloseCode::NORMAL),
+        "{seen:?}"
+    );
+
+    // 0x82: a final binary frame (the echo), before any close.
+    let seen = server_sees_after_reset(0x82);
+    assert!(matches!(seen[0], Ok(Message::Binary(_))), "{seen:?}");
+    assert!(
+        matches!(seen.last(), Some(Err(e)) if e.contains("stream reset by the peer")),
+        "{seen:?}"
+    );
 }

@@ -175,12 +175,17 @@ impl ConnectionSet {
     }
 
     /// The socket failed: what the core still holds, the error, the end.
+    /// After the close handshake the error is not reported: the
+    /// connection had ended (`Connection::close_handshake_done`).
     pub(super) fn fail(&mut self, id: ConnectionId, e: io::Error, h: &mut Handler<'_>) {
         self.deliver(id, true, h);
-        if get(&mut self.slots, id).is_some() {
+        if let Some(c) = get(&mut self.slots, id) {
+            let ended = matches!(&c.phase, Phase::Open(conn) if conn.close_handshake_done());
             self.remove_slot(id.index);
-            // A TLS failure comes wrapped: `from` finds it (`Error::Tls`).
-            h(self, id, Event::Error(Error::from(e)));
+            if !ended {
+                // A TLS failure comes wrapped: `from` finds it (`Error::Tls`).
+                h(self, id, Event::Error(Error::from(e)));
+            }
             h(self, id, Event::Closed);
         }
     }

@@ -150,6 +150,9 @@ pub struct Connection {
 
     /// Open, closing (and how far), failed or ended.
     phase: Phase,
+    /// Both close frames were exchanged; stays true when the phase moves on
+    /// (the peer's end of stream, the close timeout).
+    close_exchanged: bool,
     close_deadline: Option<Instant>,
     /// When bytes last arrived, for the idle timeout.
     last_input: Instant,
@@ -193,6 +196,7 @@ impl Connection {
             #[cfg(feature = "deflate")]
             decompressor: None,
             phase: Phase::Open,
+            close_exchanged: false,
             close_deadline: None,
             last_input: now,
             keepalive,
@@ -287,6 +291,16 @@ impl Connection {
     /// peer ended its stream.
     pub fn is_finished(&self) -> bool {
         self.phase.is_finished(self.role)
+    }
+
+    /// Whether the close handshake is complete: the peer's close frame came
+    /// and ours is queued in reply or was sent before. The connection has
+    /// ended as both sides agreed, so a transport error from here on loses
+    /// nothing and is not the connection's failure: an HTTP/2 peer that
+    /// resets the stream after its close, a reset after the server's FIN.
+    /// Drivers end the transport without reporting such an error.
+    pub fn close_handshake_done(&self) -> bool {
+        self.close_exchanged
     }
 
     pub(super) fn inbound_full(&self) -> bool {

@@ -576,6 +576,7 @@ impl Connection {
                     parse_close_payload(&payload).map_err(ProtocolError::InvalidClosePayload)?;
                 let answered = self.phase == Phase::CloseSent;
                 self.phase = Phase::CloseExchanged;
+                self.close_exchanged = true;
                 self.rbuf = BytesMut::new();
                 trace!(
                     debug,

@@ -127,6 +127,39 @@ fn server_is_finished_after_close_exchange() {
     assert_eq!(sent_close_code(&mut s), Some(1001));
 }
 
+/// The close handshake is done (a transport error then ends the
+/// connection without being its failure) only once the peer's close frame
+/// came: not when ours is only sent, not when the connection failed, and
+/// still after the close timeout.
+#[test]
+fn close_handshake_done_needs_the_peers_close() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        assert!(!c.close_handshake_done());
+        c.close(CloseCode::NORMAL, "").unwrap();
+        assert!(!c.close_handshake_done(), "{role:?}: only ours sent");
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(1000, b"")).encode(),
+            now,
+        );
+        assert!(c.close_handshake_done(), "{role:?}");
+        c.handle_timeout(at(now, 3_600_000));
+        assert!(c.close_handshake_done(), "{role:?}: after the timeout");
+
+        // A violation fails the connection: our close goes out, the
+        // peer's is not read any more.
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, 0x3, "reserved opcode").encode(), now);
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(1000, b"")).encode(),
+            now,
+        );
+        assert_ne!(c.state(), State::Open);
+        assert!(!c.close_handshake_done(), "{role:?}: failed");
+    }
+}
+
 /// A client that has exchanged close frames waits for the server to end
 /// TCP; EOF then finishes it without an error.
 #[test]
@@ -139,9 +172,11 @@ fn client_waits_for_eof_after_close_exchange() {
     );
     assert_eq!(sent_close_code(&mut c), Some(1000));
     assert!(!c.is_finished());
+    assert!(c.close_handshake_done());
     assert_eq!(c.state(), State::Closing);
     c.handle_eof(at(now, 10));
     assert!(c.is_finished());
+    assert!(c.close_handshake_done(), "still done after EOF");
     assert_eq!(c.state(), State::Closed);
     assert_eq!(
         events(&mut c),
@@ -323,6 +358,7 @@ fn eof_without_close_is_abnormal() {
         c.handle_eof(now);
         assert_eq!(events(&mut c), [Event::Error(Error::AbnormalClosure)]);
         assert!(c.is_finished());
+        assert!(!c.close_handshake_done(), "no close frame came");
         assert_eq!(c.state(), State::Closed);
         assert!(!c.wants_read());
         assert!(!c.has_transmit(), "no close frame into a closed stream");

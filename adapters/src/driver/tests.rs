@@ -68,6 +68,18 @@ impl<T: Transport> Transport for Counting<T> {
     }
 }
 
+/// The server's handshake with default options over a wrapped socket.
+async fn accept_over<T: Transport>(io: T) -> crate::WebSocket<T, Smol> {
+    crate::handshake::server::<_, Smol>(
+        io,
+        &ServerOptions::default(),
+        |_| Ok(Default::default()),
+        Smol::now(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The batched echo loop (queue what is ready, flush when nothing is):
 /// each round trip wakes the server's read once, and no read that would
 /// only say Pending again is issued in between.
@@ -84,14 +96,7 @@ fn no_read_is_retried_before_a_wake() {
                 inner: FuturesIo(stream),
                 counts: server_counts,
             };
-            let mut ws = crate::handshake::server::<_, Smol>(
-                io,
-                &ServerOptions::default(),
-                |_| Ok(Default::default()),
-                Smol::now(),
-            )
-            .await
-            .unwrap();
+            let mut ws = accept_over(io).await;
             loop {
                 let next = match ws.next().now_or_never() {
                     Some(next) => next,
@@ -358,14 +363,7 @@ fn server_sees_after_reset(fail_after: u8) -> Vec<Result<Message, String>> {
                 fail_after,
                 reset: false,
             };
-            let mut ws = crate::handshake::server::<_, Smol>(
-                io,
-                &ServerOptions::default(),
-                |_| Ok(Default::default()),
-                Smol::now(),
-            )
-            .await
-            .unwrap();
+            let mut ws = accept_over(io).await;
             let mut seen = Vec::new();
             while let Some(next) = ws.next().await {
                 let next = next.map_err(|e| e.to_string());

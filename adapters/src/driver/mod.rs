@@ -104,6 +104,11 @@ struct Inner<S, R: Runtime> {
     /// The last flush returned Pending: the transport holds written bytes
     /// of its own (a TLS stream's records) that only a flush moves on.
     flush_pending: bool,
+    /// A write the transport refused while only the peer's answer to our
+    /// close was left to read (`Connection::awaits_close_reply`): nothing
+    /// more is written, reading goes on, and the error is reported only if
+    /// the answer never comes.
+    write_error: Option<io::Error>,
     /// The timer was polled at its deadline and no wake came since.
     timer_armed: bool,
     /// A chunk the message Stream met and left for `next_chunk`.
@@ -133,6 +138,7 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
                 transport_done: false,
                 read_blocked: false,
                 flush_pending: false,
+                write_error: None,
                 timer_armed: false,
                 stashed: None,
                 shutdown: None,
@@ -401,53 +407,33 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
         }
 
-        // Write.
-        let mut wrote = false;
-        loop {
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let n = self.inner.conn.poll_transmit(&mut iov);
-            if n == 0 {
-                break;
-            }
-            match self.inner.io.poll_write_vectored(cx, &iov[..n]) {
-                Poll::Ready(Ok(0)) => {
-                    self.fail(io::ErrorKind::WriteZero.into());
-                    return true;
-                }
-                Poll::Ready(Ok(k)) => {
-                    self.inner.conn.advance_transmit(k);
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => {
-                    self.fail(e);
-                    return true;
-                }
-                Poll::Pending => break,
-            }
-        }
-        progress |= wrote;
-        // After a write, and again after a flush that was Pending: a TLS
-        // stream takes the bytes into its own buffer, and with nothing new
-        // to write only a flush would ever send them.
-        if wrote || self.inner.flush_pending {
-            match self.inner.io.poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    progress |= self.inner.flush_pending;
+        // Write, unless the transport refused a write after our close.
+        if self.inner.write_error.is_none() {
+            match self.write(cx) {
+                Ok(wrote) => progress |= wrote,
+                Err(e) => {
+                    if !self.inner.conn.awaits_close_reply() {
+                        self.fail(e);
+                        return true;
+                    }
+                    self.inner.write_error = Some(e);
                     self.inner.flush_pending = false;
+                    progress = true;
                 }
-                Poll::Ready(Err(e)) => {
-                    self.fail(e);
-                    return true;
-                }
-                Poll::Pending => self.inner.flush_pending = true,
             }
         }
 
         // Close the transport once the core is done with it.
         // A failed shutdown changes nothing: the connection is over.
-        if self.inner.conn.can_close_transport() && self.inner.io.poll_shutdown(cx).is_ready() {
-            self.inner.transport_done = true;
-            return true;
+        if self.inner.conn.can_close_transport() {
+            if let Some(e) = self.inner.write_error.take() {
+                self.fail(e);
+                return true;
+            }
+            if self.inner.io.poll_shutdown(cx).is_ready() {
+                self.inner.transport_done = true;
+                return true;
+            }
         }
 
         progress |= self.drive_timer(cx);
@@ -464,6 +450,43 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
             }
         }
         progress
+    }
+
+    /// Writes what the core queued and flushes: whether it wrote or a
+    /// pending flush completed.
+    fn write(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let mut wrote = false;
+        loop {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = self.inner.conn.poll_transmit(&mut iov);
+            if n == 0 {
+                break;
+            }
+            match self.inner.io.poll_write_vectored(cx, &iov[..n]) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(k)) => {
+                    self.inner.conn.advance_transmit(k);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+        }
+        let mut progress = wrote;
+        // After a write, and again after a flush that was Pending: a TLS
+        // stream takes the bytes into its own buffer, and with nothing new
+        // to write only a flush would ever send them.
+        if wrote || self.inner.flush_pending {
+            match self.inner.io.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    progress |= self.inner.flush_pending;
+                    self.inner.flush_pending = false;
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => self.inner.flush_pending = true,
+            }
+        }
+        Ok(progress)
     }
 
     /// Fires the core's timers when due, else makes sure the timer will
@@ -525,6 +548,8 @@ impl<S: Transport, R: Runtime> WebSocket<S, R> {
     /// the close handshake that is the end, not an error (the core says
     /// why: `Connection::close_handshake_done`).
     fn fail(&mut self, e: io::Error) {
+        // A refused write that came first is the cause.
+        let e = self.inner.write_error.take().unwrap_or(e);
         if self.inner.error.is_none() && !self.inner.conn.close_handshake_done() {
             self.inner.error = Some(e);
         }

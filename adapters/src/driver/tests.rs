@@ -6,12 +6,13 @@ use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 
 use crate::smol::{FuturesIo, Smol};
 use crate::transport::{Runtime, Transport};
-use crate::{Message, ServerOptions};
+use crate::{Config, Message, ServerOptions};
 
 /// Counts reads that returned Pending and the wakes of those reads.
 #[derive(Default)]
@@ -307,6 +308,20 @@ struct ResetAfter<T> {
     inner: T,
     fail_after: u8,
     reset: bool,
+    /// Reads fail too once reset; else what the peer sent before the
+    /// reset is still read (an HTTP/2 stream's receive buffer).
+    reads_fail: bool,
+}
+
+impl<T> ResetAfter<T> {
+    fn new(inner: T, fail_after: u8, reads_fail: bool) -> Self {
+        Self {
+            inner,
+            fail_after,
+            reset: false,
+            reads_fail,
+        }
+    }
 }
 
 impl<T> ResetAfter<T> {
@@ -317,7 +332,7 @@ impl<T> ResetAfter<T> {
 
 impl<T: Transport> Transport for ResetAfter<T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if self.reset {
+        if self.reset && self.reads_fail {
             return Poll::Ready(Err(Self::error()));
         }
         self.inner.poll_read(cx, buf)
@@ -358,12 +373,7 @@ fn server_sees_after_reset(fail_after: u8) -> Vec<Result<Message, String>> {
         let url = format!("ws://{}/", listener.local_addr().unwrap());
         let server = smol::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let io = ResetAfter {
-                inner: FuturesIo(stream),
-                fail_after,
-                reset: false,
-            };
-            let mut ws = accept_over(io).await;
+            let mut ws = accept_over(ResetAfter::new(FuturesIo(stream), fail_after, true)).await;
             let mut seen = Vec::new();
             while let Some(next) = ws.next().await {
                 let next = next.map_err(|e| e.to_string());
@@ -406,5 +416,54 @@ fn a_transport_error_after_the_close_handshake_is_the_end() {
     assert!(
         matches!(seen.last(), Some(Err(e)) if e.contains("stream reset by the peer")),
         "{seen:?}"
+    );
+}
+
+/// The server's `close()` over a transport that refuses every write and
+/// flush once the close frame is written, while what the peer sent can
+/// still be read (an HTTP/2 stream the peer resets as it answers the
+/// close). `reply`: whether the client answers.
+fn server_close_after_write_reset(reply: bool) -> Result<(), String> {
+    smol::block_on(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = smol::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let io = ResetAfter::new(FuturesIo(stream), 0x88, false);
+            let options = ServerOptions::default()
+                .with_config(Config::default().with_close_timeout(Duration::from_millis(300)));
+            let mut ws = crate::handshake::server::<_, Smol>(
+                io,
+                &options,
+                |_| Ok(Default::default()),
+                Smol::now(),
+            )
+            .await
+            .unwrap();
+            ws.close(crate::CloseCode::NORMAL, "done")
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let mut client = crate::smol::connect(&url).await.unwrap();
+        if reply {
+            // Reads the close and answers it; the server then ends TCP.
+            while client.next().await.is_some() {}
+        }
+        let closed = server.await;
+        drop(client);
+        closed
+    })
+}
+
+/// A refused write once our close is written loses nothing: the close
+/// goes on to the peer's answer and ends clean. With no answer before
+/// the close timeout, the refused write is the error.
+#[test]
+fn a_write_refused_after_our_close_waits_for_the_answer() {
+    assert_eq!(server_close_after_write_reset(true), Ok(()));
+    let unanswered = server_close_after_write_reset(false);
+    assert!(
+        matches!(&unanswered, Err(e) if e.contains("stream reset by the peer")),
+        "{unanswered:?}"
     );
 }

@@ -303,6 +303,17 @@ impl Connection {
         self.close_exchanged
     }
 
+    /// Whether all that is left is to read the peer's answer to our close:
+    /// our close frame is written (nothing may follow it) and the peer's
+    /// has not come. A transport that refuses a write from here on has
+    /// lost nothing, and the answer may already wait in its receive buffer
+    /// (an HTTP/2 peer resets the stream as it answers, and the reset fails
+    /// the next flush), so drivers keep reading, bounded by the close
+    /// timeout, and report the write's error only if the answer never comes.
+    pub fn awaits_close_reply(&self) -> bool {
+        self.phase == Phase::CloseSent && !self.has_transmit()
+    }
+
     pub(super) fn inbound_full(&self) -> bool {
         self.inbound_bytes >= self.config.max_inbound_bytes
             || self.events.len() >= self.config.max_inbound_events

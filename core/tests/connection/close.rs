@@ -160,6 +160,34 @@ fn close_handshake_done_needs_the_peers_close() {
     }
 }
 
+/// Only the peer's answer is left to read once our close frame is
+/// written and before the answer comes: not while data or the close
+/// still wait to be written, not after the answer, not after a failure.
+#[test]
+fn awaits_close_reply_once_our_close_is_written() {
+    for role in ROLES {
+        let now = Instant::now();
+        let mut c = conn(role, now);
+        assert!(!c.awaits_close_reply(), "{role:?}: open");
+        c.send(Message::binary(vec![1; 100])).unwrap();
+        c.close(CloseCode::NORMAL, "").unwrap();
+        assert!(!c.awaits_close_reply(), "{role:?}: not written yet");
+        assert_eq!(sent_close_code(&mut c), Some(1000));
+        assert!(c.awaits_close_reply(), "{role:?}: written");
+        c.handle_read(
+            &Raw::to(role, CLOSE, close_payload(1000, b"")).encode(),
+            now,
+        );
+        assert!(!c.awaits_close_reply(), "{role:?}: answered");
+
+        let mut c = conn(role, now);
+        c.handle_read(&Raw::to(role, 0x3, "reserved opcode").encode(), now);
+        while c.poll_event().is_some() {}
+        assert_eq!(sent_close_code(&mut c), Some(1002));
+        assert!(!c.awaits_close_reply(), "{role:?}: failed");
+    }
+}
+
 /// A client that has exchanged close frames waits for the server to end
 /// TCP; EOF then finishes it without an error.
 #[test]

@@ -24,7 +24,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_net::TcpStream;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::accept::AcceptLoop;
@@ -34,8 +33,10 @@ use crate::transport::{Runtime, Transport};
 use crate::{Decision, Error, SocketOptions};
 
 mod stream;
+mod tcp;
 mod tick;
 pub use stream::ClientStream;
+pub use tcp::TcpStream;
 
 /// Adapts a futures-io stream (async-net's `TcpStream`, async-tls, ...).
 #[derive(Debug)]
@@ -278,7 +279,12 @@ impl Listener {
     /// under way goes on at the next call.
     pub async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         let inner = &self.inner;
-        self.state.accept::<Smol, _, _>(|| inner.accept()).await
+        self.state
+            .accept::<Smol, _, _>(|| async {
+                let (stream, addr) = inner.accept().await?;
+                Ok((unshare(stream)?, addr))
+            })
+            .await
     }
 
     /// Like [`accept`](Self::accept), until `shutdown` starts: then
@@ -293,6 +299,15 @@ impl Listener {
             .await
             .transpose()
     }
+}
+
+/// The `Async` stream inside a just-accepted async-net stream, which is
+/// its only owner.
+fn unshare(stream: async_net::TcpStream) -> io::Result<TcpStream> {
+    let shared: std::sync::Arc<async_io::Async<std::net::TcpStream>> = stream.into();
+    std::sync::Arc::try_unwrap(shared)
+        .map(TcpStream::from)
+        .map_err(|_| io::Error::other("an accepted stream shared before it was returned"))
 }
 
 impl From<async_net::TcpListener> for Listener {

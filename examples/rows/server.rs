@@ -93,7 +93,7 @@ pub async fn run(listener: TcpListener, config: ServeConfig) -> io::Result<()> {
 }
 
 async fn serve_one(
-    stream: smol::net::TcpStream,
+    stream: tether::smol::TcpStream,
     config: &ServeConfig,
 ) -> Result<(), tether_resume::Error> {
     let decide = |req: &tether::http::Request<()>| decide(req, &config.draining);
@@ -116,7 +116,7 @@ async fn serve_one(
 /// connection until its close handshake is done, and cuts it at its
 /// deadline.
 pub async fn serve_until(
-    stream: smol::net::TcpStream,
+    stream: tether::smol::TcpStream,
     config: &ServeConfig,
     shutdown: &tether::smol::Shutdown,
 ) -> Result<(), tether_resume::Error> {

@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, Sender};
 
-use super::{serve_smol, serve_tokio, IMPLS};
+use super::{serve_tether_smol, serve_tokio, IMPLS};
 
 /// Messages the channel holds; a subscriber further behind is dropped
 /// (`Lagged`). The load generator keeps at most 16 undelivered.
@@ -41,7 +41,7 @@ pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
     match name {
         "tether-smol" => {
             let hub = broadcast::channel(CAPACITY).0;
-            serve_smol(addr, move |s| tether_smol(s, hub.clone()))
+            serve_tether_smol(addr, move |s| tether_smol(s, hub.clone()))
         }
         "tether-tokio" => {
             let hub = broadcast::channel(CAPACITY).0;
@@ -71,7 +71,7 @@ pub fn run(name: &str, addr: SocketAddr) -> io::Result<()> {
     }
 }
 
-async fn tether_smol(stream: smol::net::TcpStream, hub: Sender<PreparedMessage>) {
+async fn tether_smol(stream: tether::smol::TcpStream, hub: Sender<PreparedMessage>) {
     let options = &*super::tether::OPTIONS;
     if let Ok(ws) = ::tether::smol::accept_with(stream, options, |_| Ok(Default::default())).await {
         tether_member(ws, hub).await

@@ -153,11 +153,11 @@ pub fn run(name: &str, addr: SocketAddr, tls_dir: Option<&Path>) -> io::Result<(
         return run_tls(name, addr, dir);
     }
     match name {
-        "tether-smol" => serve_smol(addr, tether::echo_smol),
-        "tether-smol-split" => serve_smol(addr, tether::echo_smol_split),
-        "tether-smol-naive" => serve_smol(addr, tether::echo_smol_naive),
+        "tether-smol" => serve_tether_smol(addr, tether::echo_smol),
+        "tether-smol-split" => serve_tether_smol(addr, tether::echo_smol_split),
+        "tether-smol-naive" => serve_tether_smol(addr, tether::echo_smol_naive),
         "tether-tokio" => serve_tokio(addr, tether::echo_tokio),
-        "tether-smol-keepalive" => serve_smol(addr, tether::echo_smol_keepalive),
+        "tether-smol-keepalive" => serve_tether_smol(addr, tether::echo_smol_keepalive),
         "tether-tokio-keepalive" => serve_tokio(addr, tether::echo_tokio_keepalive),
         "tether-mio" => tether_mio::serve(addr, tether_mio::Mode::Echo, None),
         "tether-mio-chunks" => tether_mio::serve(addr, tether_mio::Mode::Chunks, None),
@@ -202,7 +202,7 @@ fn run_tls(name: &str, addr: SocketAddr, dir: &Path) -> io::Result<()> {
     match name {
         "tether-smol-tls" => {
             let tls = tether_config()?;
-            serve_smol(addr, move |s| tether::echo_smol_tls(s, tls))
+            serve_tether_smol(addr, move |s| tether::echo_smol_tls(s, tls))
         }
         "tether-tokio-tls" => {
             let tls = tether_config()?;
@@ -231,19 +231,14 @@ pub(super) fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-/// Accepts connections on smol's local executor, run by `block_on` on
-/// this thread (which also drives the async-io reactor). The accept loop
-/// is a task of its own: the future given to `run` is polled again on
-/// every wake of any task, and each poll of `accept` is an `accept4`
-/// syscall (which allocates a socket even when it fails with EAGAIN).
+/// Accepts connections with async-net's listener (the other smol library's
+/// rows) on smol's local executor: see [`on_smol`].
 pub(super) fn serve_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
 where
     F: Fn(smol::net::TcpStream) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let ex = std::rc::Rc::new(smol::LocalExecutor::new());
-    let spawner = ex.clone();
-    let acceptor = ex.spawn(async move {
+    on_smol(move |spawner| async move {
         let listener = smol::net::TcpListener::bind(addr).await?;
         announce(addr);
         loop {
@@ -251,7 +246,39 @@ where
             stream.set_nodelay(true)?;
             spawner.spawn(handler(stream)).detach();
         }
-    });
+    })
+}
+
+/// tether's smol rows accept with tether's own `Listener`, as its README
+/// does (TCP_NODELAY is its default): its streams are async-io's `Async`
+/// without async-net's shared wrapper.
+pub(super) fn serve_tether_smol<F, Fut>(addr: SocketAddr, handler: F) -> io::Result<()>
+where
+    F: Fn(::tether::smol::TcpStream) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    on_smol(move |spawner| async move {
+        let mut listener = ::tether::smol::Listener::bind(addr).await?;
+        announce(addr);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            spawner.spawn(handler(stream)).detach();
+        }
+    })
+}
+
+/// Runs an accept loop on smol's local executor, run by `block_on` on
+/// this thread (which also drives the async-io reactor). The accept loop
+/// is a task of its own: the future given to `run` is polled again on
+/// every wake of any task, and each poll of `accept` is an `accept4`
+/// syscall (which allocates a socket even when it fails with EAGAIN).
+fn on_smol<L, Fut>(accept_loop: L) -> io::Result<()>
+where
+    L: FnOnce(std::rc::Rc<smol::LocalExecutor<'static>>) -> Fut,
+    Fut: Future<Output = io::Result<()>> + 'static,
+{
+    let ex = std::rc::Rc::new(smol::LocalExecutor::new());
+    let acceptor = ex.spawn(accept_loop(ex.clone()));
     smol::block_on(ex.run(acceptor))
 }
 

@@ -36,7 +36,7 @@ pub(super) fn keepalive_options() -> ServerOptions {
     options
 }
 
-pub async fn echo_smol_keepalive(stream: smol::net::TcpStream) {
+pub async fn echo_smol_keepalive(stream: tether::smol::TcpStream) {
     if let Ok(ws) =
         tether::smol::accept_with(stream, &KEEPALIVE_OPTIONS, |_| Ok(Default::default())).await
     {
@@ -52,19 +52,19 @@ pub async fn echo_tokio_keepalive(stream: tokio::net::TcpStream) {
     }
 }
 
-pub async fn echo_smol(stream: smol::net::TcpStream) {
+pub async fn echo_smol(stream: tether::smol::TcpStream) {
     if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo(ws).await
     }
 }
 
-pub async fn echo_smol_split(stream: smol::net::TcpStream) {
+pub async fn echo_smol_split(stream: tether::smol::TcpStream) {
     if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo_split(ws).await
     }
 }
 
-pub async fn echo_smol_naive(stream: smol::net::TcpStream) {
+pub async fn echo_smol_naive(stream: tether::smol::TcpStream) {
     if let Ok(ws) = tether::smol::accept_with(stream, &OPTIONS, |_| Ok(Default::default())).await {
         echo_naive(ws).await
     }
@@ -77,7 +77,7 @@ pub async fn echo_tokio(stream: tokio::net::TcpStream) {
 }
 
 /// `tls` comes from `tether::tls::server_config`, built once.
-pub async fn echo_smol_tls(stream: smol::net::TcpStream, tls: &'static Arc<ServerConfig>) {
+pub async fn echo_smol_tls(stream: tether::smol::TcpStream, tls: &'static Arc<ServerConfig>) {
     let accepted =
         tether::smol::accept_tls_with(stream, tls, &OPTIONS, |_| Ok(Default::default())).await;
     if let Ok(ws) = accepted {

@@ -12,8 +12,9 @@ type Summaries = BTreeMap<(String, String), Summary>;
 
 /// How each server echoes: the API and settings that the numbers are for.
 const SETUP: &str = "\
-- **tether-smol**, **tether-tokio**: `tether::{smol,tokio}::accept_with`, \
-`Config::without_keepalive()` (64 MiB limits), one `ServerOptions` shared by all \
+- **tether-smol**, **tether-tokio**: `tether::{smol,tokio}::Listener` (the smol one \
+hands out `tether::smol::TcpStream`, async-io's `Async` without async-net's shared \
+wrapper), `tether::{smol,tokio}::accept_with`, `Config::without_keepalive()` (64 MiB limits), one `ServerOptions` shared by all \
 connections; the README's echo: `ws.next_batch(&mut batch)` (every message already \
 read, one pass through the driver), then `ws.send_batch(&mut batch)` (queued at once, \
 one flush). permessage-deflate with tether's defaults.

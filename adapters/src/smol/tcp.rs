@@ -12,7 +12,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 /// stream, owned, whose close shuts down the write side (a FIN), as the
 /// close handshake needs. async-net's `TcpStream` (what its listener
 /// accepts) keeps the same behind an `Arc`, with a readiness future of
-/// its own for each direction: about 370 bytes more per idle connection
+/// its own for each direction: 360–470 bytes more per idle connection
 /// (`bench/run`, the idle scenario) and an `Arc` clone each time a read
 /// would block. Both work with [`accept`](super::accept); convert with
 /// `From`.

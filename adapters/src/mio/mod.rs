@@ -67,7 +67,7 @@
 //! its records while the socket takes them. The layers run in order (TCP,
 //! proxy tunnel, TLS, WebSocket handshake) within the one handshake
 //! deadline, so a peer stalled in any of them is dropped then; a failed
-//! TLS handshake is an [`Error::Tls`](crate::Error::Tls) event.
+//! TLS handshake is an [`Error::Tls`] event.
 //!
 //! ```no_run
 //! # #[cfg(feature = "rustls")]

@@ -301,9 +301,10 @@ fn a_pending_flush_is_retried_and_awaited() {
     });
 }
 
-/// Takes every write, then fails every flush and read once a frame with
-/// the first byte `fail_after` has been written: an HTTP/2 stream the
-/// peer reset after its writes were accepted into hyper's buffer.
+/// Takes every write, then fails every write, flush and shutdown (and,
+/// with `reads_fail`, every read) once a frame with the first byte
+/// `fail_after` has been written: an HTTP/2 stream the peer reset after
+/// its writes were accepted into hyper's buffer.
 struct ResetAfter<T> {
     inner: T,
     fail_after: u8,
@@ -322,9 +323,7 @@ impl<T> ResetAfter<T> {
             reads_fail,
         }
     }
-}
 
-impl<T> ResetAfter<T> {
     fn error() -> io::Error {
         io::Error::new(io::ErrorKind::ConnectionReset, "stream reset by the peer")
     }
